@@ -1,0 +1,33 @@
+"""The exceptions hsz raises on purpose.
+
+Every message is written to be shown to a user as a single line: it names the
+file or value at fault and, where it can, what to do about it.  The CLI maps
+:class:`HszError` to exit status 1 and :class:`UsageError` to exit status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class HszError(Exception):
+    """Base class: an operation failed for a reason the user can act on."""
+
+
+class UsageError(HszError):
+    """The request itself is malformed (bad option value, impossible combination)."""
+
+
+class ReadError(HszError):
+    """An input cube could not be read or is not a valid hyperspectral cube."""
+
+
+class WriteError(HszError):
+    """An output could not be written (exists, unsupported format, I/O failure)."""
+
+
+class FormatError(HszError):
+    """A ``.hsz`` file is damaged, truncated, or of a version this build cannot read."""
+
+
+class RateError(HszError):
+    """A requested rate cannot be met by any model hsz can build."""
