@@ -1,4 +1,4 @@
-"""Writing outputs so that a failure never leaves half a file and nothing is overwritten silently."""
+"""Writing outputs so that a failure never leaves half a file, nor overwrites one silently."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def atomic_outputs(paths: Sequence[Path | str], overwrite: bool = False) -> Iter
         for t in targets:
             if t.exists() and not overwrite:
                 raise WriteError(f"{t} appeared while writing; pass --overwrite to replace it")
-        for tmp, t in zip(temps, targets):
+        for tmp, t in zip(temps, targets, strict=True):
             if not tmp.exists():
                 raise WriteError(f"internal error: writer produced no {t.name}")
             os.replace(tmp, t)
