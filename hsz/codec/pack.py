@@ -1,0 +1,423 @@
+"""The file-level API: network parameters + metadata  <->  ``.hsz`` bytes.
+
+Sections written by format 1.0 (SPEC.md §4), in this order, all critical:
+
+* ``META`` — the metadata object as compact UTF-8 JSON with sorted keys (so the same
+  metadata always gives the same bytes, which keeps golden files stable).
+* ``TDIR`` — the tensor directory: name, shape, bits, layout, coding method and block
+  length per tensor.  Small, so ``hsz info`` can list tensors without reading ``TDAT``.
+* ``TDAT`` — one block per tensor, back to back: float32 offsets, float32 scales, then the
+  coded levels (:mod:`hsz.codec.entropy`).
+* ``RAWA`` — arrays stored exactly (normalization constants), zlib-compressed when smaller.
+  Omitted when there are none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hsz.codec import binio, entropy
+from hsz.codec.binio import DAMAGED, Cursor
+from hsz.codec.container import (
+    FLAG_CRITICAL,
+    Container,
+    read_container,
+    read_container_header,
+    write_container,
+)
+from hsz.codec.quantize import (
+    DEFAULT_BITS,
+    MAX_BITS,
+    MIN_BITS,
+    AxisChoice,
+    QuantizedTensor,
+    from_stored,
+    quantize,
+)
+from hsz.errors import FormatError, HszError
+
+# ---------------------------------------------------------------------------- limits
+
+MAX_META_BYTES = 16 << 20
+MAX_NAME_BYTES = 1024
+MAX_NDIM = 8
+MAX_ARRAYS = 65535
+MAX_DIM = (1 << 31) - 1
+#: Decoded values allowed per byte of file: an entropy coder can legitimately spend far
+#: less than a bit per value, but not this little; caps what a hostile file can allocate.
+VALUES_PER_FILE_BYTE = 4096
+VALUES_BASE = 1 << 20
+#: zlib cannot expand by more than ~1032:1; anything claiming more is damaged.
+ZLIB_MAX_RATIO = 1032
+
+AXIS_NONE = 0xFF
+RAW_STORED, RAW_ZLIB = 0, 1
+
+#: dtype codes for RAWA (little-endian on disk).
+DTYPES: dict[int, str] = {
+    1: "float32", 2: "float64", 3: "float16",
+    4: "int8", 5: "int16", 6: "int32", 7: "int64",
+    8: "uint8", 9: "uint16", 10: "uint32", 11: "uint64", 12: "bool",
+}
+DTYPE_CODES = {v: k for k, v in DTYPES.items()}
+
+
+@dataclass
+class Unpacked:
+    """Everything a file holds, decoded.  ``tensors`` are dequantized float32."""
+
+    meta: dict[str, Any]
+    tensors: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
+    sections: list[tuple[str, int, int, int]]
+    version: tuple[int, int]
+    quantized: dict[str, QuantizedTensor] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    name: str
+    shape: tuple[int, ...]
+    bits: int
+    axis: int | None
+    method: int
+    length: int
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "bits": self.bits,
+                "axis": self.axis, "method": entropy.METHOD_NAMES[self.method],
+                "bytes": self.length}
+
+
+# ---------------------------------------------------------------------------- metadata
+
+
+def meta_json(meta: Mapping[str, Any]) -> bytes:
+    """The exact META payload for ``meta`` (compact, sorted keys, UTF-8, no NaN)."""
+    if not isinstance(meta, Mapping):
+        raise HszError(f"metadata must be a dict, got {type(meta).__name__}")
+    try:
+        text = json.dumps(dict(meta), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise HszError(f"metadata cannot be stored as JSON: {exc}") from None
+    data = text.encode("utf-8")
+    if len(data) > MAX_META_BYTES:
+        raise HszError(f"metadata is {len(data)} bytes; the limit is {MAX_META_BYTES}")
+    return data
+
+
+def _reject_constant(token: str) -> None:
+    raise ValueError(f"{token} is not allowed")
+
+
+def parse_meta(payload: bytes, offset: int) -> dict[str, Any]:
+    where = f"metadata section (offset {offset})"
+    if len(payload) > MAX_META_BYTES:
+        raise FormatError(f"{where} is {len(payload)} bytes, over the {MAX_META_BYTES} limit; "
+                          f"{DAMAGED}")
+    try:
+        value = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FormatError(f"{where} is not valid UTF-8 JSON ({reason}); {DAMAGED}") from None
+    if not isinstance(value, dict):
+        raise FormatError(f"{where} holds a JSON {type(value).__name__}, not an object; "
+                          f"{DAMAGED}")
+    return value
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _name_bytes(name: str) -> bytes:
+    if not isinstance(name, str) or not name:
+        raise HszError(f"array names must be non-empty strings, got {name!r}")
+    data = name.encode("utf-8")
+    if len(data) > MAX_NAME_BYTES:
+        raise HszError(f"array name {name[:40]!r}... is longer than {MAX_NAME_BYTES} bytes")
+    return binio.u16(len(data)) + data
+
+
+def _shape_bytes(name: str, shape: tuple[int, ...]) -> bytes:
+    if len(shape) > MAX_NDIM or any(d > MAX_DIM for d in shape):
+        raise HszError(f"array {name!r} has shape {shape}; at most {MAX_NDIM} dimensions "
+                       f"of at most {MAX_DIM} are supported")
+    return binio.u8(len(shape)) + b"".join(binio.u32(d) for d in shape)
+
+
+def quantize_all(tensors: Mapping[str, np.ndarray], bits: int | Mapping[str, int] = DEFAULT_BITS,
+                 axis: AxisChoice | Mapping[str, AxisChoice] = "auto"
+                 ) -> dict[str, QuantizedTensor]:
+    """Quantize every tensor as :func:`pack` would (same order, same choices)."""
+    out = {}
+    for name, w in tensors.items():
+        b = bits[name] if isinstance(bits, Mapping) else bits
+        a = axis[name] if isinstance(axis, Mapping) else axis
+        out[name] = quantize(name, w, b, a)
+    return out
+
+
+def dequantized(tensors: Mapping[str, np.ndarray], bits: int | Mapping[str, int] = DEFAULT_BITS,
+                axis: AxisChoice | Mapping[str, AxisChoice] = "auto") -> dict[str, np.ndarray]:
+    """The float32 tensors a decoder will see, without packing (for measuring PSNR loss)."""
+    return {k: qt.dequantize() for k, qt in quantize_all(tensors, bits, axis).items()}
+
+
+def _tensor_sections(qts: Mapping[str, QuantizedTensor]) -> tuple[bytes, bytes]:
+    directory = [binio.u32(len(qts))]
+    blocks = []
+    for name, qt in qts.items():
+        if name != qt.name:
+            raise HszError(f"tensor key {name!r} does not match its name {qt.name!r}")
+        method, coded = entropy.encode_values(qt.q, qt.bits)
+        params = (qt.offsets.astype("<f4").tobytes() + qt.scales.astype("<f4").tobytes())
+        block = params + coded
+        directory += [_name_bytes(name), _shape_bytes(name, qt.shape), binio.u8(qt.bits),
+                      binio.u8(AXIS_NONE if qt.axis is None else qt.axis), binio.u8(method),
+                      binio.u64(len(block))]
+        blocks.append(block)
+    return b"".join(directory), b"".join(blocks)
+
+
+def _raw_section(raw: Mapping[str, np.ndarray]) -> bytes:
+    parts = [binio.u32(len(raw))]
+    for name, value in raw.items():
+        arr = np.asarray(value)
+        code = DTYPE_CODES.get(arr.dtype.name)
+        if code is None:
+            raise HszError(f"raw array {name!r} has dtype {arr.dtype}; supported: "
+                           f"{', '.join(DTYPE_CODES)}")
+        data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        packed = zlib.compress(data, 9)
+        codec, stored = (RAW_ZLIB, packed) if len(packed) < len(data) else (RAW_STORED, data)
+        parts += [_name_bytes(name), binio.u8(code), _shape_bytes(name, arr.shape),
+                  binio.u8(codec), binio.u64(len(stored)), stored]
+    return b"".join(parts)
+
+
+def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTensor],
+                   raw: Mapping[str, np.ndarray] | None = None) -> bytes:
+    """Write already-quantized tensors (what :func:`quantize_all` returned)."""
+    tdir, tdat = _tensor_sections(qtensors)
+    sections = [("META", FLAG_CRITICAL, meta_json(meta)), ("TDIR", FLAG_CRITICAL, tdir),
+                ("TDAT", FLAG_CRITICAL, tdat)]
+    if raw:
+        sections.append(("RAWA", FLAG_CRITICAL, _raw_section(raw)))
+    return write_container(sections)
+
+
+def pack(meta: Mapping[str, Any], tensors: Mapping[str, np.ndarray], *,
+         bits: int | Mapping[str, int] = DEFAULT_BITS,
+         raw: Mapping[str, np.ndarray] | None = None,
+         axis: AxisChoice | Mapping[str, AxisChoice] = "auto") -> bytes:
+    """Quantize, entropy-code and write ``tensors`` with ``meta`` and exact ``raw`` arrays.
+
+    Deterministic: the same inputs give the same bytes.  ``unpack(pack(...)).tensors``
+    equals :func:`dequantized` of the same inputs, bit for bit.
+    """
+    return pack_quantized(meta, quantize_all(tensors, bits, axis), raw)
+
+
+def estimate_size(tensors: Mapping[str, np.ndarray], bits: int | Mapping[str, int] = DEFAULT_BITS,
+                  meta_bytes: int = 0, raw: Mapping[str, np.ndarray] | None = None,
+                  axis: AxisChoice | Mapping[str, AxisChoice] = "auto") -> int:
+    """Exact file size for these tensors plus a META payload of ``meta_bytes`` bytes.
+
+    It packs for real (coding is fast next to fitting); pass ``len(meta_json(meta))``
+    as ``meta_bytes`` for an exact figure.
+    """
+    return len(pack({}, tensors, bits=bits, raw=raw, axis=axis)) - len(b"{}") + meta_bytes
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _read_name(cur: Cursor) -> str:
+    n = cur.u16()
+    if n == 0 or n > MAX_NAME_BYTES:
+        raise cur.fail(f"name length {n} is outside 1..{MAX_NAME_BYTES}")
+    return cur.text(n)
+
+
+def _read_shape(cur: Cursor) -> tuple[int, ...]:
+    ndim = cur.u8()
+    if ndim > MAX_NDIM:
+        raise cur.fail(f"{ndim} dimensions declared; at most {MAX_NDIM} are allowed")
+    shape = tuple(cur.u32() for _ in range(ndim))
+    if any(d > MAX_DIM for d in shape):
+        raise cur.fail(f"dimension in {shape} exceeds {MAX_DIM}")
+    return shape
+
+
+def _budget(file_length: int) -> int:
+    return VALUES_BASE + VALUES_PER_FILE_BYTE * file_length
+
+
+def parse_tdir(payload: bytes, offset: int, file_length: int) -> list[DirEntry]:
+    cur = Cursor(payload, offset, "tensor directory")
+    count = cur.u32()
+    if count > MAX_ARRAYS or count * 17 > cur.remaining:  # 17: smallest possible entry
+        raise cur.fail(f"{count} tensors declared, more than the directory can hold")
+    entries: list[DirEntry] = []
+    names: set[str] = set()
+    budget = _budget(file_length)
+    for _ in range(count):
+        name = _read_name(cur)
+        if name in names:
+            raise cur.fail(f"tensor name {name!r} appears twice")
+        names.add(name)
+        shape = _read_shape(cur)
+        bits, axis_byte, method, length = cur.u8(), cur.u8(), cur.u8(), cur.u64()
+        if not MIN_BITS <= bits <= MAX_BITS:
+            raise cur.fail(f"tensor {name!r} declares {bits} bits (allowed {MIN_BITS}..{MAX_BITS})")
+        if axis_byte not in (0, AXIS_NONE) or (axis_byte == 0 and not shape):
+            raise cur.fail(f"tensor {name!r} declares an invalid layout axis {axis_byte}")
+        entropy.check_method(method, f"tensor directory entry {name!r} (offset {offset})")
+        size = math.prod(shape)
+        budget -= size
+        if budget < 0:
+            raise cur.fail(f"tensor {name!r} brings the declared values past what a "
+                           f"{file_length}-byte file can hold")
+        entries.append(DirEntry(name, shape, bits, None if axis_byte == AXIS_NONE else 0,
+                                method, length))
+    cur.expect_end()
+    return entries
+
+
+def _entries(c: Container) -> list[DirEntry]:
+    """Parse TDIR and check that its block lengths tile TDAT exactly."""
+    tdir_s, tdat_s = c.require("TDIR"), c.require("TDAT")
+    assert tdir_s.data is not None
+    entries = parse_tdir(tdir_s.data, tdir_s.offset, c.file_length)
+    total = sum(e.length for e in entries)
+    if total != tdat_s.length:
+        raise FormatError(f"tensor directory (offset {tdir_s.offset}) accounts for {total} "
+                          f"bytes but the tensor data section has {tdat_s.length}; {DAMAGED}")
+    return entries
+
+
+def _decode_block(entry: DirEntry, block: bytes, offset: int) -> QuantizedTensor:
+    cur = Cursor(block, offset, f"tensor {entry.name!r}")
+    size = math.prod(entry.shape)
+    nparams = entry.shape[0] if entry.axis == 0 else 1
+    if entry.axis == 0 and nparams == 0:
+        raise cur.fail("per-channel layout with zero channels")
+    offsets = np.frombuffer(cur.take(4 * nparams), dtype="<f4").astype(np.float32)
+    scales = np.frombuffer(cur.take(4 * nparams), dtype="<f4").astype(np.float32)
+    levels = (1 << entry.bits) - 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = (offsets.astype(np.float64) + levels * scales.astype(np.float64)).astype(np.float32)
+    if not (np.isfinite(offsets).all() and np.isfinite(scales).all() and (scales >= 0).all()
+            and np.isfinite(top).all()):
+        raise cur.fail("scale/offset values are not finite and non-negative")
+    q = entropy.decode_values(entry.method, cur, size, entry.bits)
+    return from_stored(entry.name, entry.shape, entry.bits, entry.axis, q, scales, offsets)
+
+
+def parse_raw(payload: bytes, offset: int, file_length: int) -> dict[str, np.ndarray]:
+    cur = Cursor(payload, offset, "raw-array section")
+    count = cur.u32()
+    if count > MAX_ARRAYS or count * 13 > cur.remaining:  # 13: smallest possible entry
+        raise cur.fail(f"{count} arrays declared, more than the section can hold")
+    out: dict[str, np.ndarray] = {}
+    for _ in range(count):
+        name = _read_name(cur)
+        if name in out:
+            raise cur.fail(f"raw array name {name!r} appears twice")
+        code = cur.u8()
+        if code not in DTYPES:
+            raise cur.fail(f"raw array {name!r} has unknown dtype code {code}")
+        dtype = np.dtype(DTYPES[code]).newbyteorder("<")
+        shape = _read_shape(cur)
+        codec, stored = cur.u8(), cur.u64()
+        nbytes = math.prod(shape) * dtype.itemsize
+        body = cur.take(stored)
+        if codec == RAW_STORED:
+            if stored != nbytes:
+                raise cur.fail(f"raw array {name!r} stores {stored} bytes, shape needs {nbytes}")
+            data = bytes(body)
+        elif codec == RAW_ZLIB:
+            if nbytes > ZLIB_MAX_RATIO * stored + 64:
+                raise cur.fail(f"raw array {name!r} claims {nbytes} bytes from {stored} "
+                               "compressed bytes")
+            try:
+                dec = zlib.decompressobj()
+                data = dec.decompress(bytes(body), nbytes)
+                if len(data) != nbytes or not dec.eof or dec.unconsumed_tail or dec.unused_data:
+                    raise zlib.error("length mismatch")
+            except zlib.error as exc:
+                raise cur.fail(f"raw array {name!r} does not inflate ({exc})") from None
+        else:
+            raise cur.fail(f"raw array {name!r} has unknown codec {codec}")
+        arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+        out[name] = arr.astype(dtype.newbyteorder("="))
+    cur.expect_end()
+    return out
+
+
+def _section_list(c: Container) -> list[tuple[str, int, int, int]]:
+    return [(s.type, s.flags, s.offset, s.length) for s in c.sections]
+
+
+def unpack(buf: bytes | bytearray | memoryview) -> Unpacked:
+    """Verify and decode a whole file.  Damage raises :class:`FormatError`."""
+    c = read_container(buf)
+    meta_s, tdat_s = c.require("META"), c.require("TDAT")
+    assert meta_s.data is not None and tdat_s.data is not None
+    meta = parse_meta(meta_s.data, meta_s.offset)
+    entries = _entries(c)
+    quantized: dict[str, QuantizedTensor] = {}
+    pos = 0
+    for e in entries:
+        block = tdat_s.data[pos : pos + e.length]
+        quantized[e.name] = _decode_block(e, block, tdat_s.offset + pos)
+        pos += e.length
+    raw_s = c.get("RAWA")
+    raw = parse_raw(raw_s.data, raw_s.offset, c.file_length) if raw_s and raw_s.data else {}
+    tensors = {k: qt.dequantize() for k, qt in quantized.items()}
+    return Unpacked(meta, tensors, raw, _section_list(c), c.version, quantized, c.skipped)
+
+
+def _raw_info(payload: bytes, offset: int, file_length: int) -> list[dict[str, Any]]:
+    arrays = parse_raw(payload, offset, file_length)
+    return [{"name": k, "dtype": v.dtype.name, "shape": list(v.shape)} for k, v in arrays.items()]
+
+
+def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> dict[str, Any]:
+    """What ``hsz info`` shows: version, sections, sizes, metadata and the tensor list.
+
+    Reads (and CRC-checks) only the header, table, ``META``, ``TDIR`` and ``RAWA``; the
+    coded tensor data is neither read from disk nor decoded.
+    """
+    want = ("META", "TDIR", "RAWA")
+    if isinstance(source, bytes | bytearray | memoryview):
+        c = read_container(source)
+    else:
+        c = read_container_header(source, want)
+    meta_s = c.require("META")
+    assert meta_s.data is not None
+    entries = _entries(c)
+    raw_s = c.get("RAWA")
+    return {
+        "format": f"{c.version[0]}.{c.version[1]}",
+        "total_bytes": c.file_length,
+        "header_bytes": c.header_bytes,
+        "sections": [{"type": s.type, "flags": s.flags, "critical": s.critical,
+                      "offset": s.offset, "length": s.length, "crc32": s.crc}
+                     for s in c.sections],
+        "skipped": list(c.skipped),
+        "meta": parse_meta(meta_s.data, meta_s.offset),
+        "tensors": [e.info() for e in entries],
+        "raw": _raw_info(raw_s.data, raw_s.offset, c.file_length) if raw_s and raw_s.data
+        else [],
+    }
