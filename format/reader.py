@@ -170,7 +170,11 @@ def info(buf: bytes) -> dict[str, Any]:
     for kind in ("META", "TDIR", "TDAT"):
         if kind not in by_type:
             raise ReaderError(f"missing {kind}")
-    meta = json.loads(by_type["META"]["payload"].decode("utf-8"))
+    meta_payload = by_type["META"]["payload"]
+    if not meta_payload or meta_payload[0] not in (0, 1):
+        raise ReaderError("META encoding byte is not 0 (plain) or 1 (zlib)")
+    text = meta_payload[1:] if meta_payload[0] == 0 else zlib.decompress(meta_payload[1:])
+    meta = json.loads(text.decode("utf-8"))
     if not isinstance(meta, dict):
         raise ReaderError("META is not an object")
     raw = parse_raw(by_type["RAWA"]["payload"]) if "RAWA" in by_type else {}

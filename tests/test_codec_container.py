@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
@@ -101,7 +102,7 @@ def test_transfer_damage_is_named(mangle, message: str) -> None:
 
 
 def test_newer_major_refused_newer_minor_read() -> None:
-    sections = [("META", FLAG_CRITICAL, b"{}"), ("TDIR", FLAG_CRITICAL, b"\0\0\0\0"),
+    sections = [("META", FLAG_CRITICAL, b"\0{}"), ("TDIR", FLAG_CRITICAL, b"\0\0\0\0"),
                 ("TDAT", FLAG_CRITICAL, b"")]
     with pytest.raises(FormatError, match=r"newer hsz \(format 2\.0\); upgrade hsz"):
         unpack(write_container(sections, major=2))
@@ -112,7 +113,7 @@ def test_newer_major_refused_newer_minor_read() -> None:
 
 
 def test_missing_and_duplicate_sections() -> None:
-    meta = ("META", FLAG_CRITICAL, b"{}")
+    meta = ("META", FLAG_CRITICAL, b"\0{}")
     tdir = ("TDIR", FLAG_CRITICAL, b"\0\0\0\0")
     with pytest.raises(FormatError, match="'TDAT' is missing"):
         unpack(write_container([meta, tdir]))
@@ -122,7 +123,8 @@ def test_missing_and_duplicate_sections() -> None:
 
 @pytest.mark.parametrize("meta", [b"[1,2]", b"{\"a\":NaN}", b"\xff\xfe", b"[" * 100000])
 def test_bad_metadata(meta: bytes) -> None:
-    buf = write_container([("META", FLAG_CRITICAL, meta), ("TDIR", FLAG_CRITICAL, b"\0" * 4),
+    buf = write_container([("META", FLAG_CRITICAL, b"\0" + meta),
+                           ("TDIR", FLAG_CRITICAL, b"\0" * 4),
                            ("TDAT", FLAG_CRITICAL, b"")])
     with pytest.raises(FormatError, match="metadata"):
         unpack(buf)
@@ -142,7 +144,7 @@ def test_table_entry_layout() -> None:
     major, minor, flags, length, count = struct.unpack("<HHIQI", buf[8:28])
     assert (major, minor, flags, length, count) == (1, 0, 0, len(buf), 3)
     kind, fl, off, ln, _ = struct.unpack("<4sIQQI", buf[28:56])
-    assert (kind, fl, off, ln) == (b"META", 1, 32 + 28 * 3, 2)
+    assert (kind, fl, off, ln) == (b"META", 1, 32 + 28 * 3, 3)
 
 
 def test_codec_does_not_import_torch() -> None:
@@ -151,3 +153,18 @@ def test_codec_does_not_import_torch() -> None:
 
     code = "import sys, hsz.codec; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_long_metadata_is_deflated_and_round_trips() -> None:
+    meta = {"shape": [200, 145, 145], "wavelengths": [400.0 + 9.81 * k for k in range(200)]}
+    payload = meta_json(meta)
+    assert payload[0] == 1 and len(payload) < len(json.dumps(meta)) / 2
+    assert unpack(pack(meta, {})).meta == meta
+
+
+@pytest.mark.parametrize("payload", [b"\x01not zlib", b"\x07{}", b"", b"\x01" + b"x\x9c"])
+def test_bad_metadata_encoding(payload: bytes) -> None:
+    buf = write_container([("META", FLAG_CRITICAL, payload),
+                           ("TDIR", FLAG_CRITICAL, b"\0" * 4), ("TDAT", FLAG_CRITICAL, b"")])
+    with pytest.raises(FormatError, match="metadata"):
+        unpack(buf)
