@@ -1,0 +1,342 @@
+"""The library's front door: encode a cube to ``.hsz`` bytes, decode them back, describe a file.
+
+Data flows one way: Cube -> normalize -> plan -> fit -> quantize & code -> container, and
+back: container -> tensors -> render(wavelengths) -> denormalize -> Cube.  Each arrow is a
+module of its own; this one only strings them together and records what was done.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hsz import __version__, codec, metrics, spectral
+from hsz.cube import Cube
+from hsz.errors import FormatError, RateError, UsageError
+from hsz.meta import check_meta, cube_from_meta, cube_meta, source_wavelengths
+from hsz.normalize import BandScale, band_scale, denormalize_band, normalize
+
+#: Default rate when the caller names none: where hsz is clearly ahead of per-band codecs.
+DEFAULT_BPPPB = 0.2
+
+Progress = Callable[[dict[str, Any]], None]
+
+#: A number whose JSON text is at least as long as any quality figure or timing recorded.
+_WIDEST = -99999999.9999
+
+
+@dataclass
+class EncodeResult:
+    """An encoded file and what was measured while making it."""
+
+    data: bytes
+    meta: dict[str, Any]
+    shape: tuple[int, int, int]
+    bits_per_sample: int
+    seconds: float
+    quality: dict[str, float] = field(default_factory=dict)
+    fit_psnr: float = float("nan")
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def bpppb(self) -> float:
+        return metrics.bpppb(self.size, self.shape)
+
+    @property
+    def ratio(self) -> float:
+        return metrics.compression_ratio(self.size, self.shape, self.bits_per_sample)
+
+
+def target_bytes(
+    shape: tuple[int, int, int],
+    *,
+    bpppb: float | None = None,
+    size: int | None = None,
+    ratio: float | None = None,
+    bits_per_sample: int = 16,
+) -> int:
+    """Turn whichever rate the user named into a byte budget for the whole file."""
+    given = [v is not None for v in (bpppb, size, ratio)]
+    if sum(given) > 1:
+        raise UsageError("give only one of --bpppb, --size and --ratio")
+    samples = shape[0] * shape[1] * shape[2]
+    if size is not None:
+        if size <= 0:
+            raise UsageError("--size must be a positive number of bytes")
+        return int(size)
+    if ratio is not None:
+        if ratio <= 0:
+            raise UsageError("--ratio must be positive")
+        bpppb = bits_per_sample / ratio
+    if bpppb is None:
+        bpppb = DEFAULT_BPPPB
+    if not np.isfinite(bpppb) or bpppb <= 0:
+        raise UsageError("--bpppb must be a positive number")
+    return int(bpppb * samples / 8.0)
+
+
+def _nodata_section(mask: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The valid-pixel mask, bit-packed and deflated; absent when every pixel is valid."""
+    if mask is None or bool(mask.all()):
+        return {}
+    packed = np.packbits(mask.astype(np.uint8).reshape(-1), bitorder="big").tobytes()
+    return {"valid_mask": np.frombuffer(zlib.compress(packed, 9), dtype=np.uint8)}
+
+
+def _mask_from_raw(raw: dict[str, np.ndarray], rows: int, cols: int) -> np.ndarray | None:
+    blob = raw.get("valid_mask")
+    if blob is None:
+        return None
+    need = (rows * cols + 7) // 8
+    try:
+        d = zlib.decompressobj()
+        packed = d.decompress(np.asarray(blob, dtype=np.uint8).tobytes(), need + 1)
+    except zlib.error:
+        raise FormatError("the valid-pixel mask is damaged") from None
+    if len(packed) != need:
+        raise FormatError("the valid-pixel mask has the wrong size")
+    bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), bitorder="big")[: rows * cols]
+    return bits.reshape(rows, cols).astype(bool)
+
+
+def encode(
+    cube: Cube,
+    *,
+    bpppb: float | None = None,
+    size: int | None = None,
+    ratio: float | None = None,
+    preset: str = "balanced",
+    epochs: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    progress: Progress | None = None,
+    report: Callable[[str], None] | None = None,
+) -> EncodeResult:
+    """Fit, quantize and code ``cube`` so that the whole file fits the named rate."""
+    from hsz import rate
+    from hsz.model.fit import fit
+
+    start = time.perf_counter()
+    cube.check_finite()
+    mask = cube.valid_mask()
+    if mask is not None and not mask.any():
+        raise UsageError("every pixel of the cube is nodata; there is nothing to encode")
+    scale = band_scale(cube, mask)
+    target = normalize(cube, scale, mask)
+    coords = spectral.band_coordinates(cube.wavelengths, cube.bands)
+
+    budget = target_bytes(
+        cube.shape, bpppb=bpppb, size=size, ratio=ratio, bits_per_sample=cube.bits_per_sample
+    )
+    raw = {"band_low": scale.low, "band_high": scale.high, **_nodata_section(mask)}
+    # Quality and timing are only known at the end; placeholders at least as wide as any real
+    # figure make every size computed before then an upper bound of the final file.
+    meta: dict[str, Any] = {
+        **cube_meta(cube),
+        "coords": coords_meta(cube.wavelengths, cube.bands),
+        "encoder": {
+            "hsz_version": __version__, "preset": preset, "seed": int(seed),
+            "epochs": 10**7, "device": "cuda:00", "seconds": _WIDEST,
+        },
+        "quality": dict.fromkeys(("psnr_band_mean", "psnr_global", "sam_deg"), _WIDEST),
+    }
+    plan = rate.plan(cube.shape, budget, meta, raw)
+    if report is not None:
+        report(plan.describe())
+
+    result = fit(
+        target, coords, plan.config, mask=mask, epochs=epochs, preset=preset,
+        device=device, seed=seed, progress=progress,
+    )
+
+    tensors = model_tensors(result.decoder, result.embeddings)
+    meta["model"] = {"id": "hiner", "config": result.config.to_json()}
+    meta["encoder"].update(epochs=int(result.epochs), device=str(result.device))
+    # The metadata is deflated, so recording the measured figures can change its size by a
+    # few bytes; land with a small margin, and should the final file still be over budget,
+    # land again tighter and measure again.
+    limit = budget - rate.FIGURES_MARGIN
+    for _ in range(4):
+        landed = rate.land(meta, tensors, raw, limit)
+        # Measure what a decoder will really produce, through the decoder's own code path.
+        decoded = decode(landed.data)
+        quality = metrics.quality(cube.data, decoded.data, mask)
+        meta["quality"] = {k: round(float(v), 4) for k, v in quality.items()}
+        meta["encoder"]["seconds"] = round(time.perf_counter() - start, 2)
+        data = codec.pack(meta, tensors, bits=landed.bits, raw=raw)
+        if len(data) <= budget:
+            break
+        limit -= len(data) - budget + rate.FIGURES_MARGIN
+    else:
+        raise RateError(f"could not land the file within {budget} bytes")
+    return EncodeResult(
+        data=data,
+        meta=meta,
+        shape=cube.shape,
+        bits_per_sample=cube.bits_per_sample,
+        seconds=time.perf_counter() - start,
+        quality=quality,
+        fit_psnr=float(result.best_psnr),
+    )
+
+
+def model_tensors(decoder: dict[str, np.ndarray], embeddings: np.ndarray) -> dict[str, np.ndarray]:
+    """The arrays a decoder needs, under the names the file uses for them."""
+    tensors = {f"decoder.{name}": np.asarray(t, dtype=np.float32) for name, t in decoder.items()}
+    tensors["embeddings"] = np.asarray(embeddings, dtype=np.float32)
+    return tensors
+
+
+def coords_meta(wavelengths: np.ndarray | None, bands: int) -> dict[str, Any]:
+    """How band coordinates were made, so a decoder can place any wavelength on the same axis."""
+    if wavelengths is None:
+        return {"rule": "index", "range": [0.0, float(max(bands - 1, 1))]}
+    return {"rule": "wavelength", "range": [float(wavelengths.min()), float(wavelengths.max())]}
+
+
+@dataclass
+class Decoded:
+    """What unpacking a file yields before any band is rendered."""
+
+    meta: dict[str, Any]
+    tensors: dict[str, np.ndarray]
+    scale: BandScale
+    mask: np.ndarray | None
+    band_coords: np.ndarray
+
+
+def open_file(source: bytes | str | Path) -> Decoded:
+    """Parse and validate a file's sections into arrays ready for rendering."""
+    buf = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    unpacked = codec.unpack(buf)
+    meta = unpacked.meta
+    bands, rows, cols = check_meta(meta)
+    raw = unpacked.raw
+    for key in ("band_low", "band_high"):
+        arr = raw.get(key)
+        if arr is None or arr.shape != (bands,):
+            raise FormatError(f"the file lacks a valid {key} array of {bands} values")
+    scale = BandScale(raw["band_low"], raw["band_high"])
+    wl = source_wavelengths(meta)
+    return Decoded(
+        meta=meta,
+        tensors=unpacked.tensors,
+        scale=scale,
+        mask=_mask_from_raw(raw, rows, cols),
+        band_coords=spectral.band_coordinates(wl, bands),
+    )
+
+
+def query_coordinates(
+    meta: dict[str, Any], wavelengths_nm: np.ndarray, *, extrapolate: bool = False
+) -> np.ndarray:
+    """Network coordinates for requested wavelengths, refusing those outside the encoded range."""
+    coords = meta.get("coords") or {}
+    if coords.get("rule") != "wavelength":
+        raise UsageError(
+            "this file was encoded without wavelengths, so it can only be decoded at its own bands"
+        )
+    lo, hi = (float(v) for v in coords["range"])
+    w = np.asarray(wavelengths_nm, dtype=np.float64)
+    outside = (w < lo - 1e-9) | (w > hi + 1e-9)
+    if outside.any() and not extrapolate:
+        bad = w[outside]
+        raise UsageError(
+            f"{bad.size} requested wavelength(s) ({bad.min():g}-{bad.max():g} nm) lie outside "
+            f"the encoded range {lo:g}-{hi:g} nm; pass --extrapolate to allow it"
+        )
+    return spectral.normalize(w, lo, hi)
+
+
+def decode(
+    source: bytes | str | Path,
+    *,
+    wavelengths: np.ndarray | None = None,
+    dtype: str | np.dtype | None = None,
+    device: str = "cpu",
+    extrapolate: bool = False,
+    progress: Progress | None = None,
+) -> Cube:
+    """Rebuild the cube, at its own bands or at ``wavelengths`` (nm), in the source dtype."""
+    opened = open_file(source)
+    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(opened.meta["dtype"])
+    bands, rows, cols = check_meta(opened.meta)
+    if wavelengths is None:
+        query = opened.band_coords
+        scale = opened.scale
+    else:
+        query = query_coordinates(opened.meta, wavelengths, extrapolate=extrapolate)
+        scale = opened.scale.interpolate(opened.band_coords, query)
+    out = np.empty((query.size, rows, cols), dtype=out_dtype)
+    span = scale.span
+    low = scale.low.astype(np.float64)
+    for k, band in enumerate(render_bands(opened, query, device=device)):
+        out[k] = denormalize_band(band, low[k], span[k], out_dtype)
+        if progress is not None:
+            progress({"band": k + 1, "bands": query.size})
+    meta = opened.meta
+    nodata = meta.get("nodata")
+    if opened.mask is not None and nodata is not None:
+        fill = float(nodata) if not isinstance(nodata, str) else float(nodata)
+        if out_dtype.kind == "f" or np.isfinite(fill):
+            out[:, ~opened.mask] = out_dtype.type(fill)
+    return cube_from_meta(
+        meta, out, wavelengths=wavelengths, resampled=wavelengths is not None
+    )
+
+
+def render_bands(
+    opened: Decoded, query: np.ndarray, *, device: str = "cpu"
+) -> Iterator[np.ndarray]:
+    """Decoded bands in [0, 1], one at a time, from the model the file names."""
+    from hsz.model import get_model
+
+    model = opened.meta["model"]
+    if not isinstance(model, dict) or not isinstance(model.get("id"), str):
+        raise FormatError("the metadata does not name the model that made this file")
+    try:
+        entry = get_model(model["id"])
+    except ValueError as exc:
+        raise FormatError(f"{exc}; this file needs a newer hsz") from None
+    try:
+        config = entry.config_from_json(model.get("config"))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise FormatError(f"the model configuration in the file is invalid: {exc}") from None
+    decoder = {
+        name[len("decoder."):]: t
+        for name, t in opened.tensors.items()
+        if name.startswith("decoder.")
+    }
+    embeddings = opened.tensors.get("embeddings")
+    if embeddings is None:
+        raise FormatError("the file has no embeddings tensor")
+    try:
+        yield from entry.render(
+            config, decoder, embeddings, opened.band_coords, query, device=device
+        )
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise FormatError(f"the model tensors do not match their configuration: {exc}") from None
+
+
+def describe(source: str | Path) -> dict[str, Any]:
+    """Everything ``hsz info`` shows, read without decoding tensors or importing torch."""
+    path = Path(source)
+    info = codec.describe(path)
+    meta = info.get("meta") or {}
+    bands, rows, cols = check_meta(meta)
+    size = path.stat().st_size
+    bits = np.dtype(meta["dtype"]).itemsize * 8
+    info["file"] = str(path)
+    info["bytes"] = size
+    info["bpppb"] = metrics.bpppb(size, (bands, rows, cols))
+    info["compression_ratio"] = metrics.compression_ratio(size, (bands, rows, cols), bits)
+    return info

@@ -1,0 +1,541 @@
+"""The ``hsz`` command line: encode, decode, info (and the commands that build on them).
+
+Options shared between commands are defined once below and applied as decorators, so a
+flag means the same thing everywhere.  Every failure the user can act on becomes one line
+on stderr and a non-zero exit status: 1 when an operation failed, 2 when the request was
+malformed.  ``--verbose`` adds the traceback for bug reports.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hsz import __version__
+from hsz.errors import HszError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+class _State:
+    """Verbosity chosen at the group or the command level (the command wins)."""
+
+    quiet = False
+    verbose = False
+
+
+STATE = _State()
+
+
+def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        STATE.quiet = True
+    return value
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        STATE.verbose = True
+    return value
+
+
+def verbosity(f: F) -> F:
+    f = click.option(
+        "-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose,
+        help="Say more, and show a traceback when something fails.",
+    )(f)
+    f = click.option(
+        "-q", "--quiet", is_flag=True, expose_value=False, callback=_set_quiet,
+        help="No progress bar or summary; errors only.",
+    )(f)
+    return f
+
+
+def output_option(help_text: str, required: bool = True) -> Callable[[F], F]:
+    return click.option(
+        "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=required,
+        help=help_text,
+    )
+
+
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace the output if it exists (never done silently)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+    help="Where to run the network: auto picks CUDA when available.",
+)
+format_help = "Override the format chosen from the extension: envi, gtiff, mat, npy."
+
+
+def reader_options(f: F) -> F:
+    """How to read an input cube: shared by every command that reads one."""
+    for opt in reversed([
+        click.option("--format", "fmt", metavar="NAME", default=None, help=format_help),
+        click.option("--var", default=None, metavar="NAME",
+                     help="MATLAB variable holding the cube (default: the largest 3-D array)."),
+        click.option("--layout", type=click.Choice(["hwb", "bhw"]), default=None,
+                     help="Axis order of .mat/.npy arrays: rows,cols,bands (hwb, default) or "
+                          "bands,rows,cols (bhw)."),
+        click.option("--wavelengths", "in_wavelengths", metavar="SPEC", default=None,
+                     help="Wavelengths of the input's bands when the file has none: "
+                          "400,410,..., 400:2500:10, or a text/CSV file; nm unless 'um' "
+                          "follows."),
+        click.option("--nodata", type=float, default=None,
+                     help="Sample value that marks pixels without data (overrides the file)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+class HszGroup(click.Group):
+    """Turns the errors users can act on into one line and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except UsageError as exc:
+            _fail(ctx, str(exc), 2)
+        except HszError as exc:
+            _fail(ctx, str(exc), 1)
+        except KeyboardInterrupt:
+            _fail(ctx, "interrupted; no output was written", 130)
+        except MemoryError:
+            _fail(ctx, "out of memory; try a smaller cube or a machine with more memory", 1)
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            _fail(ctx, f"{where}{exc.strerror or exc}", 1)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+            _fail(ctx, f"internal error: {type(exc).__name__}: {exc} "
+                       "(rerun with --verbose and report it)", 1)
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    if STATE.verbose:
+        traceback.print_exc(file=sys.stderr)
+    click.echo(f"hsz: error: {message}", err=True)
+    ctx.exit(code)
+
+
+def _note(message: str) -> None:
+    if not STATE.quiet:
+        err_console.print(f"[dim]{message}[/dim]")
+
+
+@contextmanager
+def _progress(label: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A rich progress bar on stderr fed by the library's progress dicts (silent with -q)."""
+    if STATE.quiet or not sys.stderr:
+        yield lambda _info: None
+        return
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} " + unit),
+        TextColumn("{task.fields[extra]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task(label, total=None, extra="")
+
+        def update(info: dict[str, Any]) -> None:
+            total = info.get("epochs") or info.get("bands")
+            done = info.get("epoch") or info.get("band")
+            extra = []
+            if "loss" in info:
+                extra.append(f"loss {info['loss']:.4f}")
+            if "psnr" in info and info["psnr"] is not None:
+                extra.append(f"PSNR {info['psnr']:.2f} dB")
+            bar.update(task, total=total, completed=done, extra="  ".join(extra))
+
+        yield update
+
+
+@click.group(cls=HszGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="hsz")
+@verbosity
+def cli() -> None:
+    """hsz compresses hyperspectral cubes with a neural representation of the spectrum.
+
+    \b
+    Encode a cube at a rate you choose, decode it at its own bands or at any
+    wavelength in the sensor's range, and inspect a file without decoding it:
+
+    \b
+      hsz encode scene.tif -o scene.hsz --bpppb 0.1
+      hsz decode scene.hsz -o scene_5nm.tif --wavelengths 450:950:5
+      hsz info scene.hsz
+
+    Reads ENVI, GeoTIFF (and other GDAL rasters), MATLAB .mat (v5 and v7.3) and .npy.
+    """
+
+
+# -- encode -------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"max_content_width": 100})
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@output_option("The .hsz file to write (default: INPUT with the suffix .hsz).", required=False)
+@click.option("--bpppb", type=float, default=None,
+              help="Target bits per pixel per band for the whole file (default 0.2).")
+@click.option("--size", "size_bytes", type=int, default=None,
+              help="Target file size in bytes, instead of --bpppb.")
+@click.option("--ratio", type=float, default=None,
+              help="Target compression ratio against the source bit depth, instead of --bpppb.")
+@click.option("--preset", type=click.Choice(["fast", "balanced", "max"]), default="balanced",
+              show_default=True, help="Trade encoding time for quality.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Fit for exactly this many epochs (overrides the preset).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed; the same seed gives the same file on the same machine.")
+@device_option
+@reader_options
+@overwrite_option
+@json_option
+@verbosity
+def encode(
+    input_path: Path, output: Path | None, bpppb: float | None, size_bytes: int | None,
+    ratio: float | None, preset: str, epochs: int | None, seed: int, device: str | None,
+    fmt: str | None, var: str | None, layout: str | None, in_wavelengths: str | None,
+    nodata: float | None, overwrite: bool, as_json: bool,
+) -> None:
+    """Compress a hyperspectral cube into a .hsz file.
+
+    The file size is the rate: --bpppb counts every byte of the file over the cube's
+    true rows x cols x bands.
+    """
+    from hsz import api, io, spectral
+    from hsz.fsutil import atomic_outputs, check_writable
+
+    output = output or input_path.with_suffix(".hsz")
+    check_writable([output], overwrite)
+    wl = spectral.parse_wavelengths(in_wavelengths) if in_wavelengths else None
+    cube = io.read(input_path, format=fmt, var=var, layout=layout, wavelengths=wl,
+                   nodata=nodata, report=_note)
+    _note(f"read {input_path}: {cube.bands} bands x {cube.height} x {cube.width}, "
+          f"{cube.dtype.name}" + ("" if cube.wavelengths is None else
+                                  f", {cube.wavelengths.min():g}-{cube.wavelengths.max():g} nm"))
+    if not cube.wavelengths_increasing:
+        _note("note: the wavelengths are not strictly increasing; bands keep their order")
+    with _progress("fitting", "epochs") as update:
+        result = api.encode(cube, bpppb=bpppb, size=size_bytes, ratio=ratio, preset=preset,
+                            epochs=epochs, device=device or "auto", seed=seed, progress=update,
+                            report=_note if STATE.verbose else None)
+    with atomic_outputs([output], overwrite) as (tmp,):
+        tmp.write_bytes(result.data)
+    summary = {
+        "output": str(output),
+        "bytes": result.size,
+        "bpppb": result.bpppb,
+        "compression_ratio": result.ratio,
+        **{k: float(v) for k, v in result.quality.items()},
+        "seconds": result.seconds,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif not STATE.quiet:
+        _print_summary("encoded", summary)
+
+
+def _print_summary(title: str, summary: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=False, box=None, pad_edge=False)
+    fmt = {
+        "bytes": "{:,d} B", "bpppb": "{:.4f}", "compression_ratio": "{:.1f}x",
+        "psnr_band_mean": "{:.2f} dB", "psnr_global": "{:.2f} dB", "sam_deg": "{:.3f} deg",
+        "seconds": "{:.1f} s",
+    }
+    for key, value in summary.items():
+        text = fmt[key].format(value) if key in fmt and value is not None else str(value)
+        table.add_row(key.replace("_", " "), text)
+    err_console.print(table)
+
+
+# -- decode -------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"max_content_width": 100})
+@click.argument("input_path", metavar="INPUT.hsz", type=click.Path(path_type=Path))
+@output_option("The cube to write; its extension picks the format (.tif .img .hdr .mat .npy).")
+@click.option("--format", "fmt", metavar="NAME", default=None, help=format_help)
+@click.option("--wavelengths", "wavelengths", metavar="SPEC", default=None,
+              help="Decode at these wavelengths instead of the encoded bands: 450:950:5 "
+                   "(stop included when on the grid), 550,660,865, or a file; nm unless "
+                   "'um' follows.")
+@click.option("--extrapolate", is_flag=True,
+              help="Allow wavelengths outside the encoded range (quality is not assured).")
+@click.option("--dtype", type=click.Choice(["source", "float32", "float64"]), default="source",
+              show_default=True, help="Sample type of the output.")
+@device_option
+@overwrite_option
+@verbosity
+def decode(
+    input_path: Path, output: Path, fmt: str | None, wavelengths: str | None,
+    extrapolate: bool, dtype: str, device: str | None, overwrite: bool,
+) -> None:
+    """Rebuild a cube from a .hsz file, at its own bands or at new wavelengths."""
+    from hsz import api, io, spectral
+
+    start = time.perf_counter()
+    out_format = io.format_for_path(output, fmt, for_write=True)
+    _check_input(input_path)
+    from hsz.fsutil import check_writable
+
+    check_writable([output], overwrite)
+    wl = spectral.parse_wavelengths(wavelengths) if wavelengths else None
+    if extrapolate and wl is not None:
+        _note("warning: wavelengths outside the encoded range are extrapolated, not measured")
+    with _progress("decoding", "bands") as update:
+        cube = api.decode(input_path, wavelengths=wl,
+                          dtype=None if dtype == "source" else dtype,
+                          device=device or "cpu", extrapolate=extrapolate, progress=update)
+    written = io.write(cube, output, format=out_format, overwrite=overwrite)
+    if not STATE.quiet:
+        _print_summary("decoded", {
+            "output": ", ".join(str(p) for p in written),
+            "shape": f"{cube.bands} bands x {cube.height} x {cube.width} ({cube.dtype.name})",
+            "seconds": time.perf_counter() - start,
+        })
+
+
+def _check_input(path: Path) -> None:
+    if not path.exists():
+        raise HszError(f"{path}: no such file")
+    if path.is_dir():
+        raise HszError(f"{path} is a directory, not a .hsz file")
+
+
+# -- info ---------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"max_content_width": 100})
+@click.argument("input_path", metavar="INPUT.hsz", type=click.Path(path_type=Path))
+@json_option
+@verbosity
+def info(input_path: Path, as_json: bool) -> None:
+    """Describe a .hsz file without decoding it."""
+    from hsz import api
+
+    _check_input(input_path)
+    described = api.describe(input_path)
+    if as_json:
+        click.echo(json.dumps(described, indent=2, default=_jsonable))
+        return
+    _print_info(described)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _print_info(d: dict[str, Any]) -> None:
+    from hsz.infotext import render_info
+
+    out_console.print(render_info(d))
+
+
+def main() -> None:
+    cli(prog_name="hsz")
+
+
+if __name__ == "__main__":
+    main()
+
+
+# -- eval ---------------------------------------------------------------------------------------
+
+
+def _read_reference(
+    path: Path, fmt: str | None, var: str | None, layout: str | None,
+    in_wavelengths: str | None, nodata: float | None,
+) -> Any:
+    """Read the cube the shared reader options describe (the original, for eval/preview)."""
+    from hsz import io, spectral
+
+    wl = spectral.parse_wavelengths(in_wavelengths) if in_wavelengths else None
+    cube = io.read(path, format=fmt, var=var, layout=layout, wavelengths=wl, nodata=nodata,
+                   report=_note)
+    _note(f"read {path}: {cube.bands} bands x {cube.height} x {cube.width}, {cube.dtype.name}")
+    return cube
+
+
+def _read_cube_or_hsz(path: Path, device: str | None) -> tuple[Any, int | None]:
+    """A cube from a cube file (read with its format's own conventions) or by decoding a .hsz.
+
+    Returns the cube and, for a .hsz, the file's size: the rate a comparison reports.
+    """
+    from hsz import io
+    from hsz.evaluate import is_hsz
+
+    _check_input(path)
+    if not is_hsz(path):
+        cube = io.read(path, report=_note)
+        _note(f"read {path}: {cube.bands} bands x {cube.height} x {cube.width}, "
+              f"{cube.dtype.name}")
+        return cube, None
+    from hsz import api
+
+    with _progress("decoding", "bands") as update:
+        cube = api.decode(path, device=device or "cpu", progress=update)
+    return cube, path.stat().st_size
+
+
+@cli.command("eval", context_settings={"max_content_width": 100})
+@click.argument("original_path", metavar="ORIGINAL", type=click.Path(path_type=Path))
+@click.argument("decoded_path", metavar="DECODED_OR_HSZ", type=click.Path(path_type=Path))
+@reader_options
+@device_option
+@json_option
+@verbosity
+def eval_command(
+    original_path: Path, decoded_path: Path, fmt: str | None, var: str | None,
+    layout: str | None, in_wavelengths: str | None, nodata: float | None, device: str | None,
+    as_json: bool,
+) -> None:
+    """Measure what a decoded cube, or a .hsz file, lost against its original.
+
+    \b
+      hsz eval scene.tif scene.hsz          # decodes the .hsz; adds its bpppb and ratio
+      hsz eval scene.tif scene_back.tif --json
+
+    Reports PSNR (mean of per-band PSNRs and global), spectral angle, the largest
+    absolute error and the worst bands. Nodata pixels of ORIGINAL are left out. The
+    reading options (--format, --var, --layout, --wavelengths, --nodata) apply to
+    ORIGINAL; a decoded cube file is read as its format says (as hsz decode writes it).
+    """
+    from hsz.evaluate import compare
+
+    original = _read_reference(original_path, fmt, var, layout, in_wavelengths, nodata)
+    decoded, file_bytes = _read_cube_or_hsz(decoded_path, device)
+    report = {"original": str(original_path), "decoded": str(decoded_path),
+              **compare(original, decoded, file_bytes=file_bytes)}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    _print_eval(report)
+
+
+def _print_eval(r: dict[str, Any]) -> None:
+    table = Table(title=f"{r['decoded']} against {r['original']}", show_header=False, box=None,
+                  pad_edge=False, title_justify="left")
+    rows: list[tuple[str, str]] = []
+    if "bytes" in r:
+        rows += [("bytes", f"{r['bytes']:,d} B"), ("bpppb", f"{r['bpppb']:.4f}"),
+                 ("compression ratio", f"{r['compression_ratio']:.1f}x")]
+    bands, height, width = r["shape"]
+    rows += [
+        ("shape", f"{bands} bands x {height} x {width}"),
+        ("valid pixels", f"{r['valid_pixels']:,d} of {height * width:,d}"),
+        ("psnr band mean", f"{r['psnr_band_mean']:.2f} dB"),
+        ("psnr global", f"{r['psnr_global']:.2f} dB"),
+        ("sam", f"{r['sam_deg']:.3f} deg"),
+        ("max abs error", f"{r['max_abs_error']:.6g}"),
+        ("band psnr min / median", f"{r['band_psnr']['min']:.2f} / "
+                                   f"{r['band_psnr']['median']:.2f} dB"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    out_console.print(table)
+    worst = Table(title="worst bands", box=None, pad_edge=False, title_justify="left")
+    worst.add_column("band", justify="right")
+    worst.add_column("name")
+    worst.add_column("wavelength", justify="right")
+    worst.add_column("psnr", justify="right")
+    for w in r["band_psnr"]["worst"]:
+        wl = f"{w['wavelength_nm']:g} nm" if "wavelength_nm" in w else "-"
+        worst.add_row(str(w["band"]), w["name"], wl, f"{w['psnr']:.2f} dB")
+    out_console.print(worst)
+
+
+# -- preview ------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"max_content_width": 100})
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@output_option("The PNG to write.")
+@click.option("--rgb", metavar="R,G,B", default=None,
+              help="Wavelengths shown as red, green, blue, e.g. 860,650,550 for false colour "
+                   "(default: bands nearest 640,550,470 nm); 1-based band numbers when the "
+                   "cube has no wavelengths.")
+@click.option("--error", "error_path", metavar="ORIGINAL", type=click.Path(path_type=Path),
+              default=None,
+              help="Also draw per-pixel RMSE and spectral-angle maps of INPUT against ORIGINAL.")
+@reader_options
+@device_option
+@overwrite_option
+@json_option
+@verbosity
+def preview(
+    input_path: Path, output: Path, rgb: str | None, error_path: Path | None, fmt: str | None,
+    var: str | None, layout: str | None, in_wavelengths: str | None, nodata: float | None,
+    device: str | None, overwrite: bool, as_json: bool,
+) -> None:
+    """Draw a quick-look PNG of a cube or a .hsz file.
+
+    \b
+      hsz preview scene.hsz -o look.png
+      hsz preview scene.hsz -o errors.png --error scene.tif
+      hsz preview scene.tif -o cir.png --rgb 860,650,550
+
+    Each channel is stretched between its 2nd and 98th percentiles; nodata is black.
+    The reading options apply to ORIGINAL when --error is given, else to INPUT.
+    """
+    from hsz import spectral
+    from hsz.fsutil import check_writable
+    from hsz.preview import preview as draw_preview
+
+    if output.suffix.lower() != ".png":
+        raise UsageError(f"the quick look is a PNG: name the output .png, not {output.name}")
+    check_writable([output], overwrite)
+    rgb_values = None if rgb is None else [float(v) for v in spectral.parse_wavelengths(rgb)]
+    reference = None
+    if error_path is not None:
+        reference = _read_reference(error_path, fmt, var, layout, in_wavelengths, nodata)
+        cube, _ = _read_cube_or_hsz(input_path, device)
+    else:
+        from hsz.evaluate import is_hsz
+
+        _check_input(input_path)
+        if is_hsz(input_path):
+            cube, _ = _read_cube_or_hsz(input_path, device)
+        else:
+            cube = _read_reference(input_path, fmt, var, layout, in_wavelengths, nodata)
+    if (reference is not None and cube.wavelengths is None
+            and reference.wavelengths is not None and reference.bands == cube.bands):
+        # A decoded .npy/.mat carries no wavelengths; the original's say which bands are RGB.
+        cube = cube.replace(wavelengths=reference.wavelengths)
+    info = draw_preview(cube, output, rgb=rgb_values, reference=reference, overwrite=overwrite)
+    if info.get("note"):
+        _note(f"note: {info['note']}")
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    elif not STATE.quiet:
+        shown = ", ".join(
+            f"{w:g} nm" for w in info.get("rgb_wavelengths_nm", [])
+        ) or ", ".join(f"band {b}" for b in info["rgb_bands"])
+        summary: dict[str, Any] = {"output": info["output"], "rgb": shown,
+                                   "size": "{} x {} px".format(*info["size"])}
+        if reference is not None:
+            summary["rmse mean / p99"] = f"{info['rmse_mean']:.4g} / {info['rmse_p99']:.4g}"
+            summary["sam mean / p99"] = (f"{info['sam_mean_deg']:.3f} / "
+                                         f"{info['sam_p99_deg']:.3f} deg")
+        _print_summary("preview", summary)

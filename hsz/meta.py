@@ -1,0 +1,155 @@
+"""The JSON metadata a ``.hsz`` file carries about its cube, and the way back to a ``Cube``.
+
+The keys are documented in SPEC.md ("Metadata keys"); this module is the only code that
+writes or reads them, so the spec and the code have one place to agree.  No torch here:
+``hsz info`` reads metadata without loading the model code.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from hsz.cube import SUPPORTED_DTYPES, Cube
+from hsz.errors import FormatError
+
+#: Keys a metadata object must have for this build to decode the file.
+REQUIRED_KEYS = ("shape", "dtype", "model", "coords")
+
+
+def _float_or_str(value: float | None) -> float | str | None:
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value)
+
+
+def _float_from(value: Any, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value in ("nan", "inf", "-inf"):
+            return float(value)
+        raise FormatError(f"metadata key {key!r} holds {value!r}, not a number")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise FormatError(f"metadata key {key!r} must be a number")
+
+
+def cube_meta(cube: Cube) -> dict[str, Any]:
+    """What the file records about the source cube (everything but the samples)."""
+    data_min = float(np.nanmin(cube.data)) if cube.data.size else 0.0
+    data_max = float(np.nanmax(cube.data)) if cube.data.size else 0.0
+    return {
+        "shape": [cube.bands, cube.height, cube.width],
+        "dtype": cube.dtype.name,
+        "value_range": [data_min, data_max],
+        "wavelengths": None if cube.wavelengths is None else [float(v) for v in cube.wavelengths],
+        "fwhm": None if cube.fwhm is None else [float(v) for v in cube.fwhm],
+        "wavelength_units": cube.wavelength_units,
+        "band_names": None if cube.band_names is None else list(cube.band_names),
+        "nodata": _float_or_str(cube.nodata),
+        "crs": cube.crs,
+        "transform": None if cube.transform is None else list(cube.transform),
+        "source_format": cube.source_format,
+    }
+
+
+def _vector(meta: dict[str, Any], key: str, count: int) -> np.ndarray | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != count:
+        raise FormatError(f"metadata key {key!r} must be a list of {count} numbers")
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FormatError(f"metadata key {key!r} must hold numbers") from None
+    if not np.all(np.isfinite(arr)):
+        raise FormatError(f"metadata key {key!r} holds non-finite numbers")
+    return arr
+
+
+def check_meta(meta: Any) -> tuple[int, int, int]:
+    """Validate the keys decoding relies on; return the shape (bands, rows, cols)."""
+    if not isinstance(meta, dict):
+        raise FormatError("the metadata section is not a JSON object")
+    for key in REQUIRED_KEYS:
+        if key not in meta:
+            raise FormatError(f"the metadata section lacks the required key {key!r}")
+    shape = meta["shape"]
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1 << 20
+                   for v in shape)
+    ):
+        raise FormatError(f"metadata shape {shape!r} is not three positive sizes")
+    if meta["dtype"] not in SUPPORTED_DTYPES:
+        raise FormatError(f"metadata dtype {meta['dtype']!r} is not one hsz knows")
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def source_wavelengths(meta: dict[str, Any]) -> np.ndarray | None:
+    bands = check_meta(meta)[0]
+    return _vector(meta, "wavelengths", bands)
+
+
+def cube_from_meta(
+    meta: dict[str, Any],
+    data: np.ndarray,
+    *,
+    wavelengths: np.ndarray | None = None,
+    fwhm: np.ndarray | None = None,
+    resampled: bool = False,
+) -> Cube:
+    """Attach the recorded metadata to decoded samples.
+
+    When the cube was decoded at new wavelengths (``resampled``), the source's band names
+    and FWHM no longer describe its bands: names are rebuilt from the wavelengths and FWHM
+    is whatever the request said (or none).
+    """
+    bands = check_meta(meta)[0]
+    if resampled:
+        names = None
+        if wavelengths is not None:
+            names = tuple(f"{w:g} nm" for w in wavelengths)
+    else:
+        wavelengths = _vector(meta, "wavelengths", bands)
+        fwhm = _vector(meta, "fwhm", bands)
+        raw_names = meta.get("band_names")
+        if raw_names is not None and (
+            not isinstance(raw_names, list)
+            or len(raw_names) != bands
+            or not all(isinstance(n, str) for n in raw_names)
+        ):
+            raise FormatError("metadata band_names must be a list of strings, one per band")
+        names = tuple(raw_names) if raw_names is not None else None
+    transform = meta.get("transform")
+    if transform is not None:
+        if not isinstance(transform, list) or len(transform) != 6:
+            raise FormatError("metadata transform must be a list of six numbers")
+        transform = tuple(_float_from(v, "transform") for v in transform)
+    crs = meta.get("crs")
+    if crs is not None and not isinstance(crs, str):
+        raise FormatError("metadata crs must be a WKT string")
+    units = meta.get("wavelength_units")
+    if units is not None and not isinstance(units, str):
+        raise FormatError("metadata wavelength_units must be a string")
+    fmt = meta.get("source_format")
+    return Cube(
+        data=data,
+        wavelengths=wavelengths,
+        fwhm=fwhm,
+        wavelength_units=units,
+        band_names=names,
+        nodata=_float_from(meta.get("nodata"), "nodata"),
+        crs=crs,
+        transform=transform,  # type: ignore[arg-type]
+        source_format=fmt if isinstance(fmt, str) else None,
+    )

@@ -1,0 +1,164 @@
+"""The command line, driven through click's CliRunner as a user would drive it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hsz import io, metrics
+from hsz.cli import cli
+from hsz.cube import Cube
+from hsz.spectral import parse_wavelengths
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_cube() -> Cube:
+    """A real 20x20x40 crop of Indian Pines with its AVIRIS band centres and FWHM."""
+    data = np.load(DATA / "ip_tiny.npy")
+    table = np.loadtxt(DATA / "ip_tiny_wavelengths.csv", delimiter=",", skiprows=1)
+    return Cube(
+        np.ascontiguousarray(np.moveaxis(data, -1, 0)),
+        wavelengths=table[:, 0],
+        fwhm=table[:, 1],
+        wavelength_units="Nanometers",
+    )
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory: pytest.TempPathFactory, tiny_cube: Cube) -> dict[str, Path]:
+    """One short encode shared by the tests that only need some .hsz file."""
+    root = tmp_path_factory.mktemp("enc")
+    src = root / "tiny.tif"
+    io.write(tiny_cube, src)
+    out = root / "tiny.hsz"
+    result = CliRunner().invoke(
+        cli, ["encode", str(src), "-o", str(out), "--bpppb", "3.0", "--epochs", "30", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    return {"src": src, "hsz": out, "root": root}
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(cli, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("cmd", [[], ["encode"], ["decode"], ["info"]])
+def test_help_reads_well(cmd: list[str]) -> None:
+    code, out, _ = run(*cmd, "--help")
+    assert code == 0
+    assert "Usage: " in out and len(out.splitlines()) > 5
+
+
+def test_version() -> None:
+    code, out, _ = run("--version")
+    assert code == 0 and "hsz" in out
+
+
+def test_encode_writes_a_file_that_states_its_rate(encoded: dict[str, Path]) -> None:
+    code, out, _ = run("info", str(encoded["hsz"]), "--json")
+    assert code == 0
+    info = json.loads(out)
+    size = encoded["hsz"].stat().st_size
+    assert info["bytes"] == size
+    assert info["bpppb"] == pytest.approx(metrics.bpppb(size, (40, 20, 20)))
+    assert info["meta"]["shape"] == [40, 20, 20]
+    assert 0.8 * 3.0 <= info["bpppb"] <= 3.0
+    code, out, _ = run("info", str(encoded["hsz"]))
+    assert code == 0 and "bpppb" in out and "wavelengths" in out
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".hdr", ".mat", ".npy"])
+def test_decode_to_each_format(encoded: dict[str, Path], tiny_cube: Cube, suffix: str) -> None:
+    out = encoded["root"] / f"back{suffix}"
+    code, _, err = run("decode", str(encoded["hsz"]), "-o", str(out), "-q")
+    assert code == 0, err
+    back = io.read(out)
+    assert back.shape == tiny_cube.shape
+    assert back.dtype == tiny_cube.dtype
+    assert metrics.psnr_band_mean(tiny_cube.data, back.data) > 20.0
+    if suffix != ".npy":  # .npy carries samples only
+        np.testing.assert_allclose(back.wavelengths, tiny_cube.wavelengths, rtol=1e-6)
+
+
+def test_decode_at_new_wavelengths(encoded: dict[str, Path]) -> None:
+    out = encoded["root"] / "resampled.tif"
+    code, _, err = run(
+        "decode", str(encoded["hsz"]), "-o", str(out), "--wavelengths", "450:950:5", "-q"
+    )
+    assert code == 0, err
+    back = io.read(out)
+    assert back.bands == 101
+    np.testing.assert_allclose(back.wavelengths, parse_wavelengths("450:950:5"))
+
+
+def test_out_of_range_wavelengths_are_a_usage_error(encoded: dict[str, Path]) -> None:
+    out = encoded["root"] / "nope.tif"
+    code, _, err = run("decode", str(encoded["hsz"]), "-o", str(out), "--wavelengths", "300:500:10")
+    assert code == 2
+    assert "outside the encoded range" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_existing_output_is_never_overwritten_silently(encoded: dict[str, Path]) -> None:
+    target = encoded["root"] / "keep.tif"
+    target.write_bytes(b"precious")
+    code, _, err = run("decode", str(encoded["hsz"]), "-o", str(target), "-q")
+    assert code == 1 and "--overwrite" in err
+    assert target.read_bytes() == b"precious"
+    code, _, err = run("decode", str(encoded["hsz"]), "-o", str(target), "-q", "--overwrite")
+    assert code == 0, err
+    assert target.read_bytes() != b"precious"
+
+
+def test_missing_input_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "x.hsz"
+    code, _, err = run("encode", str(tmp_path / "missing.tif"), "-o", str(out))
+    assert code == 1
+    assert err.strip().count("\n") == 0 and "missing.tif" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_damaged_file_is_refused_cleanly(encoded: dict[str, Path], tmp_path: Path) -> None:
+    blob = bytearray(encoded["hsz"].read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    bad = tmp_path / "bad.hsz"
+    bad.write_bytes(bytes(blob))
+    out = tmp_path / "out.tif"
+    code, _, err = run("decode", str(bad), "-o", str(out))
+    assert code == 1 and "Traceback" not in err and err.startswith("hsz: error:")
+    assert not out.exists()
+    code, _, err = run("info", str(tmp_path / "nothing.hsz"))
+    assert code == 1 and "no such file" in err
+
+
+def test_text_file_is_not_a_cube(tmp_path: Path) -> None:
+    fake = tmp_path / "notes.tif"
+    fake.write_text("this is not an image\n")
+    code, _, err = run("encode", str(fake), "-o", str(tmp_path / "n.hsz"), "--epochs", "1")
+    assert code == 1 and "Traceback" not in err
+    assert not (tmp_path / "n.hsz").exists()
+
+
+def test_conflicting_rates_are_a_usage_error(encoded: dict[str, Path], tmp_path: Path) -> None:
+    code, _, err = run(
+        "encode", str(encoded["src"]), "-o", str(tmp_path / "a.hsz"),
+        "--bpppb", "0.1", "--size", "1000",
+    )
+    assert code == 2 and "only one of" in err
+
+
+def test_decode_is_deterministic(encoded: dict[str, Path]) -> None:
+    outs = []
+    for k in range(2):
+        out = encoded["root"] / f"det{k}.npy"
+        code, _, err = run("decode", str(encoded["hsz"]), "-o", str(out), "-q")
+        assert code == 0, err
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
