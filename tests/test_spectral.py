@@ -41,7 +41,7 @@ def test_file_with_header_and_um(tmp_path) -> None:
 
 
 def test_real_indian_pines_csv() -> None:
-    w = spectral.parse_wavelengths(str(DATA / "indian_pines_wavelengths.csv"))
+    w = spectral.parse_wavelengths(str(DATA / "indian_pines_crop_wavelengths.csv"))
     assert w.size == 200 and 399 < w[0] < 401
 
 
