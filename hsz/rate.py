@@ -23,8 +23,9 @@ CODED_BITS_PER_PARAM = 7.0
 META_ALLOWANCE = 400
 #: Bytes kept free when landing for the quality figures written afterwards (deflated text).
 FIGURES_MARGIN = 24
-#: Bit depths landing may choose from, best quality first.
-BIT_DEPTHS = (8, 7, 6)
+#: Bit depths landing may choose from.
+MIN_DEPTH = 5
+MAX_DEPTH = 12
 #: The lower edge of the window a landed file must fall in, as a share of the budget.
 LOW_WATER = 0.9
 
@@ -116,38 +117,64 @@ def land(
     tensors: dict[str, np.ndarray],
     raw: dict[str, np.ndarray],
     target_bytes: int,
+    sensitivity: dict[str, float] | None = None,
 ) -> Landed:
     """Choose per-tensor bit depths so the file is as good as it can be within the budget.
 
-    Start at the best depth everywhere; while the file is over budget, take one bit from
-    the tensor whose step saves the most bytes per unit of added quantization noise.
+    Each tensor's contribution to the output error is modelled as
+    ``sensitivity[name] * 4**(8 - bits)`` (uniform quantization noise falls 6 dB a bit), with
+    sensitivities measured by the caller (the output error when that tensor alone is coarsened)
+    or, when absent, approximated from the tensor's size and spread.  Starting from 8 bits,
+    while the file is over budget, the bit that costs least error per byte saved is taken;
+    while it sits under the low-water mark, the bit that buys most error per byte is added.
     """
-    bits = {name: BIT_DEPTHS[0] for name in tensors}
-    limit = target_bytes
+    sens = sensitivity or {
+        name: float(t.size) * (float(np.ptp(t)) if t.size else 0.0) ** 2
+        for name, t in tensors.items()
+    }
+    bits = {name: 8 for name in tensors}
     data = codec.pack(meta, tensors, bits=bits, raw=raw)
-    while len(data) > limit:
+
+    def noise(name: str, depth: int) -> float:
+        return sens.get(name, 0.0) * 4.0 ** (8 - depth)
+
+    while len(data) > target_bytes:
         best: tuple[float, str] | None = None
         for name, t in tensors.items():
             depth = bits[name]
-            nxt = _next_depth(depth)
-            if nxt is None:
+            if depth <= MIN_DEPTH:
                 continue
-            saved = t.size * (depth - nxt) / 8.0
-            spread = float(np.ptp(t)) if t.size else 0.0
-            noise = t.size * spread**2 * (4.0 ** (-nxt) - 4.0 ** (-depth))
-            score = saved / (noise + 1e-30)
-            if best is None or score > best[0]:
+            cost = noise(name, depth - 1) - noise(name, depth)
+            score = cost / max(t.size / 8.0, 1e-9)
+            if best is None or score < best[0]:
                 best = (score, name)
         if best is None:
             raise RateError(
-                f"the fitted model needs {len(data)} bytes even at "
-                f"{BIT_DEPTHS[-1]} bits per value; the budget is {target_bytes}"
+                f"the fitted model needs {len(data)} bytes even at {MIN_DEPTH} bits per "
+                f"value; the budget is {target_bytes}"
             )
-        bits[best[1]] = _next_depth(bits[best[1]])  # type: ignore[assignment]
+        bits[best[1]] -= 1
         data = codec.pack(meta, tensors, bits=bits, raw=raw)
+
+    # Spend what is left: a bit more for the tensors where it buys the most.
+    tried: set[str] = set()
+    while len(data) < LOW_WATER * target_bytes:
+        best = None
+        for name, t in tensors.items():
+            depth = bits[name]
+            if depth >= MAX_DEPTH or name in tried:
+                continue
+            gain = noise(name, depth) - noise(name, depth + 1)
+            score = gain / max(t.size / 8.0, 1e-9)
+            if best is None or score > best[0]:
+                best = (score, name)
+        if best is None:
+            break
+        bits[best[1]] += 1
+        grown = codec.pack(meta, tensors, bits=bits, raw=raw)
+        if len(grown) > target_bytes:
+            bits[best[1]] -= 1
+            tried.add(best[1])
+            continue
+        data = grown
     return Landed(data, bits)
-
-
-def _next_depth(depth: int) -> int | None:
-    idx = BIT_DEPTHS.index(depth)
-    return BIT_DEPTHS[idx + 1] if idx + 1 < len(BIT_DEPTHS) else None
