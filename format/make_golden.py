@@ -43,8 +43,8 @@ def cases() -> dict[str, tuple[object, dict]]:
                      band_names=[f"CAVE {w} nm" for w in range(400, 701, 10)],
                      source_format="npy")
     return {
-        "indian_pines_u16": (ip_cube, {"bpppb": 2.0, "epochs": 40}),
-        "samson_f64_no_wavelengths": (samson_cube, {"bpppb": 4.0, "epochs": 40}),
+        "indian_pines_u16": (ip_cube, {"bpppb": 4.0, "epochs": 40}),
+        "samson_f64_no_wavelengths": (samson_cube, {"bpppb": 6.0, "epochs": 40}),
         "cave_nodata_u16": (cave_cube, {"bpppb": 4.0, "epochs": 40}),
     }
 

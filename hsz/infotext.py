@@ -17,7 +17,7 @@ def render_info(d: dict[str, Any]) -> Group:
     bands, rows, cols = meta.get("shape", [0, 0, 0])
     top = Table(show_header=False, box=None, pad_edge=False)
     top.add_row("file", str(d.get("file", "")))
-    top.add_row("format", f"hsz {d.get('version', '?')}")
+    top.add_row("format", f"hsz {d.get('format', '?')}, {d.get('header_bytes', 0)} B header")
     top.add_row("cube", f"{bands} bands x {rows} rows x {cols} cols, {meta.get('dtype')}")
     vr = meta.get("value_range")
     if vr:
@@ -64,4 +64,24 @@ def render_info(d: dict[str, Any]) -> Group:
     for s in d.get("sections", []):
         sections.add_row(str(s.get("type")), str(s.get("flags")), str(s.get("offset")),
                          _fmt_bytes(int(s.get("length", 0))))
-    return Group(top, "", sections)
+    tensors = Table(title="tensors", box=None, pad_edge=False)
+    for col in ("name", "shape", "bits", "layout", "coding", "bytes", "bits/value"):
+        tensors.add_column(
+            col, justify="left" if col in ("name", "coding", "layout") else "right",
+            overflow="fold",
+        )
+    total_values = 0
+    for t in d.get("tensors", []):
+        count = 1
+        for dim in t.get("shape", []):
+            count *= int(dim)
+        total_values += count
+        per = 8.0 * int(t.get("bytes", 0)) / count if count else 0.0
+        tensors.add_row(
+            str(t.get("name")), "x".join(str(v) for v in t.get("shape", [])), str(t.get("bits")),
+            "per channel" if t.get("axis") == 0 else "per tensor", str(t.get("method")),
+            _fmt_bytes(int(t.get("bytes", 0))), f"{per:.2f}",
+        )
+    top.add_row("parameters", f"{total_values:,d} stored values in {len(d.get('tensors', []))} "
+                              "tensors")
+    return Group(top, "", sections, "", tensors)

@@ -8,6 +8,7 @@ on the real coded sizes, so the estimate only has to be close, not exact.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,45 +64,57 @@ def plan(
     bands, rows, cols = shape
     overhead = side_bytes(base_meta, raw)
     budget = int((target_bytes - overhead) * 8 / CODED_BITS_PER_PARAM)
-    try:
-        config = _fitting_config(size_for_budget, param_counts, shape, budget)
-    except ValueError as exc:
-        smallest = _smallest_bpppb(shape, overhead, str(exc))
+    config = _fitting_config(size_for_budget, param_counts, shape, budget)
+    if config is None:
+        smallest = _stored(param_counts, _smallest_config(size_for_budget, shape))
+        rate = 8.0 * (overhead + smallest * CODED_BITS_PER_PARAM / 8) / float(np.prod(shape))
         raise RateError(
             f"a {target_bytes}-byte file cannot hold even the smallest model for a "
             f"{bands}x{rows}x{cols} cube; the smallest achievable rate is about "
-            f"{smallest:.4f} bpppb"
-        ) from None
+            f"{rate:.4f} bpppb"
+        )
+    return Plan(config, target_bytes, overhead, budget, _stored(param_counts, config))
+
+
+def _stored(param_counts: Any, config: Any) -> int:
     counts = param_counts(config)
-    stored = int(counts["decoder"] + counts["embeddings"])
-    return Plan(config, target_bytes, overhead, budget, stored)
+    return int(counts["decoder"] + counts["embeddings"])
+
+
+def _smallest_config(size_for_budget: Any, shape: tuple[int, int, int]) -> Any:
+    """The smallest network the sizing can build for this shape.
+
+    The sizing refuses a too-small budget with a message naming the smallest count; asking
+    for exactly that count yields the network.
+    """
+    try:
+        return size_for_budget(*shape, 1)
+    except ValueError as exc:
+        found = re.search(r"\((\d+) parameters\)", str(exc))
+        if found is None:
+            raise
+        return size_for_budget(*shape, int(found.group(1)))
 
 
 def _fitting_config(size_for_budget: Any, param_counts: Any, shape: tuple[int, int, int],
-                    budget: int) -> Any:
-    """The sizing's network, shrunk until its stored values really fit the budget.
+                    budget: int) -> Any | None:
+    """The sizing's network, shrunk until its stored values really fit; None if none does.
 
     The sizing rounds widths and grids, so it can land a little over; asking again with a
     proportionally smaller budget converges in a step or two.
     """
     ask = max(budget, 1)
-    config = size_for_budget(*shape, ask)
     for _ in range(12):
-        counts = param_counts(config)
-        stored = int(counts["decoder"] + counts["embeddings"])
+        try:
+            config = size_for_budget(*shape, ask)
+        except ValueError:
+            break
+        stored = _stored(param_counts, config)
         if stored <= budget:
             return config
         ask = max(1, int(ask * budget / stored * 0.98))
-        config = size_for_budget(*shape, ask)
-    return config
-
-
-def _smallest_bpppb(shape: tuple[int, int, int], overhead: int, message: str) -> float:
-    """The rate of the smallest model, from the count size_for_budget reports."""
-    digits = [int(tok) for tok in message.replace(",", " ").split() if tok.isdigit()]
-    smallest_params = max(digits) if digits else 0
-    total = overhead + smallest_params * CODED_BITS_PER_PARAM / 8
-    return 8.0 * total / float(np.prod(shape))
+    smallest = _smallest_config(size_for_budget, shape)
+    return smallest if _stored(param_counts, smallest) <= budget else None
 
 
 @dataclass
