@@ -357,9 +357,6 @@ def main() -> None:
     cli(prog_name="hsz")
 
 
-if __name__ == "__main__":
-    main()
-
 
 # -- eval ---------------------------------------------------------------------------------------
 
@@ -539,3 +536,7 @@ def preview(
             summary["sam mean / p99"] = (f"{info['sam_mean_deg']:.3f} / "
                                          f"{info['sam_p99_deg']:.3f} deg")
         _print_summary("preview", summary)
+
+
+if __name__ == "__main__":
+    main()
