@@ -162,3 +162,22 @@ def test_decode_is_deterministic(encoded: dict[str, Path]) -> None:
         assert code == 0, err
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_info_does_not_import_torch() -> None:
+    """`hsz info` is a quick look: it must answer without loading the model code."""
+    import subprocess
+    import sys
+
+    golden = Path(__file__).parents[1] / "format" / "v1.0" / "indian_pines_u16.hsz"
+    code = (
+        "import sys\n"
+        "from hsz.cli import cli\n"
+        f"try:\n    cli(['info', {str(golden)!r}, '--json'], standalone_mode=False)\n"
+        "finally:\n    print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["format"] == "1.0"
+    assert res.stderr.strip().endswith("NO-TORCH")
