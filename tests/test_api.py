@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,16 +9,10 @@ from hsz import api, codec, metrics
 from hsz.cube import Cube
 from hsz.errors import FormatError, UsageError
 
-DATA = Path(__file__).parent / "data"
-
 
 @pytest.fixture(scope="module")
-def real() -> Cube:
-    data = np.load(DATA / "ip_tiny.npy")
-    table = np.loadtxt(DATA / "ip_tiny_wavelengths.csv", delimiter=",", skiprows=1)
-    return Cube(
-        np.ascontiguousarray(np.moveaxis(data, -1, 0)), wavelengths=table[:, 0], fwhm=table[:, 1]
-    )
+def real(tiny_cube: Cube) -> Cube:
+    return tiny_cube
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,6 @@ from hsz.cli import cli
 from hsz.cube import Cube
 from hsz.spectral import parse_wavelengths
 
-DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(scope="module")
-def tiny_cube() -> Cube:
-    """A real 20x20x40 crop of Indian Pines with its AVIRIS band centres and FWHM."""
-    data = np.load(DATA / "ip_tiny.npy")
-    table = np.loadtxt(DATA / "ip_tiny_wavelengths.csv", delimiter=",", skiprows=1)
-    return Cube(
-        np.ascontiguousarray(np.moveaxis(data, -1, 0)),
-        wavelengths=table[:, 0],
-        fwhm=table[:, 1],
-        wavelength_units="Nanometers",
-    )
-
 
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory: pytest.TempPathFactory, tiny_cube: Cube) -> dict[str, Path]:
