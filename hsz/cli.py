@@ -153,20 +153,31 @@ def _progress(label: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task(label, total=None, extra="")
+    # The bar appears with the first report, so a request refused up front leaves no
+    # empty bar above its error message.
+    bar = Progress(*columns, console=err_console, transient=False)
+    task = bar.add_task(label, total=None, extra="")
+    started = False
 
-        def update(info: dict[str, Any]) -> None:
-            total = info.get("epochs") or info.get("bands")
-            done = info.get("epoch") or info.get("band")
-            extra = []
-            if "loss" in info:
-                extra.append(f"loss {info['loss']:.4f}")
-            if "psnr" in info and info["psnr"] is not None:
-                extra.append(f"PSNR {info['psnr']:.2f} dB")
-            bar.update(task, total=total, completed=done, extra="  ".join(extra))
+    def update(info: dict[str, Any]) -> None:
+        nonlocal started
+        if not started:
+            bar.start()
+            started = True
+        total = info.get("epochs") or info.get("bands")
+        done = info.get("epoch") or info.get("band")
+        extra = []
+        if "loss" in info:
+            extra.append(f"loss {info['loss']:.4f}")
+        if "psnr" in info and info["psnr"] is not None:
+            extra.append(f"PSNR {info['psnr']:.2f} dB")
+        bar.update(task, total=total, completed=done, extra="  ".join(extra))
 
+    try:
         yield update
+    finally:
+        if started:
+            bar.stop()
 
 
 @click.group(cls=HszGroup, context_settings={"help_option_names": ["-h", "--help"]})
