@@ -322,36 +322,12 @@ def decode(
     meta = opened.meta
     nodata = meta.get("nodata")
     if opened.mask is not None and nodata is not None:
-        fill = float(nodata) if not isinstance(nodata, str) else float(nodata)
+        fill = float(nodata)  # "nan"/"inf" strings parse too
         if out_dtype.kind == "f" or np.isfinite(fill):
             out[:, ~opened.mask] = out_dtype.type(fill)
     return cube_from_meta(
         meta, out, wavelengths=wavelengths, resampled=wavelengths is not None
     )
-
-
-def neighbours(band_coords: np.ndarray, query: np.ndarray) -> list[tuple[int, int, float]]:
-    """For each query coordinate: the two encoded bands around it and the weight of the second.
-
-    Bands are stable-sorted by coordinate (real sensors repeat or step back at detector
-    joins); an exact match takes the first such band in file order with weight 0; beyond
-    the ends the end band is used alone.
-    """
-    order = np.argsort(band_coords, kind="stable")
-    sc = np.asarray(band_coords, dtype=np.float64)[order]
-    out: list[tuple[int, int, float]] = []
-    for x in np.asarray(query, dtype=np.float64):
-        i = int(np.searchsorted(sc, x, side="left"))
-        if i < sc.size and sc[i] == x:
-            out.append((int(order[i]), int(order[i]), 0.0))
-        elif i == 0:
-            out.append((int(order[0]), int(order[0]), 0.0))
-        elif i == sc.size:
-            out.append((int(order[-1]), int(order[-1]), 0.0))
-        else:
-            t = float((x - sc[i - 1]) / (sc[i] - sc[i - 1]))
-            out.append((int(order[i - 1]), int(order[i]), t))
-    return out
 
 
 def _resample(
@@ -364,7 +340,7 @@ def _resample(
     is at least as good as decoding interpolated embeddings, so it is the rule (SPEC.md).
     Each neighbour is decoded once, in source units, before mixing and rounding.
     """
-    pairs = neighbours(opened.band_coords, query)
+    pairs = spectral.neighbours(opened.band_coords, query)
     needed = sorted({k for lo, hi, _ in pairs for k in (lo, hi)})
     low = opened.scale.low.astype(np.float64)
     span = opened.scale.span

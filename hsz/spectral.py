@@ -203,3 +203,27 @@ def band_coordinates(wavelengths_nm: np.ndarray | None, bands: int) -> np.ndarra
         return np.arange(bands, dtype=np.float64) / (bands - 1)
     w = np.asarray(wavelengths_nm, dtype=np.float64)
     return normalize(w, float(w.min()), float(w.max()))
+
+
+def neighbours(band_coords: np.ndarray, query: np.ndarray) -> list[tuple[int, int, float]]:
+    """For each query coordinate: the two encoded bands around it and the weight of the second.
+
+    Bands are stable-sorted by coordinate (real sensors repeat or step back at detector
+    joins); an exact match takes the first such band in file order with weight 0; beyond
+    the ends the end band is used alone.
+    """
+    order = np.argsort(band_coords, kind="stable")
+    sc = np.asarray(band_coords, dtype=np.float64)[order]
+    out: list[tuple[int, int, float]] = []
+    for x in np.asarray(query, dtype=np.float64):
+        i = int(np.searchsorted(sc, x, side="left"))
+        if i < sc.size and sc[i] == x:
+            out.append((int(order[i]), int(order[i]), 0.0))
+        elif i == 0:
+            out.append((int(order[0]), int(order[0]), 0.0))
+        elif i == sc.size:
+            out.append((int(order[-1]), int(order[-1]), 0.0))
+        else:
+            t = float((x - sc[i - 1]) / (sc[i] - sc[i - 1]))
+            out.append((int(order[i - 1]), int(order[i]), t))
+    return out

@@ -15,6 +15,7 @@ import torch
 
 from hsz.model.arch import HinerConfig
 from hsz.model.hiner import build_decoder
+from hsz.spectral import neighbours
 
 
 def interpolate_embeddings(
@@ -36,21 +37,11 @@ def interpolate_embeddings(
         )
     if not (np.all(np.isfinite(bc)) and np.all(np.isfinite(q))):
         raise ValueError("coordinates must be finite")
-    order = np.argsort(bc, kind="stable")
-    sc = bc[order]
-    n = sc.shape[0]
     out = np.empty((q.shape[0],) + emb.shape[1:], dtype=np.float32)
-    for j, x in enumerate(q):
-        i = int(np.searchsorted(sc, x, side="left"))
-        if i < n and sc[i] == x:
-            out[j] = emb[order[i]]
-        elif i == 0:
-            out[j] = emb[order[0]]
-        elif i == n:
-            out[j] = emb[order[n - 1]]
+    for j, (lo, hi, t) in enumerate(neighbours(bc, q)):
+        if t == 0.0:
+            out[j] = emb[lo]
         else:
-            lo, hi = order[i - 1], order[i]
-            t = (x - sc[i - 1]) / (sc[i] - sc[i - 1])
             mix = (1.0 - t) * emb[lo].astype(np.float64) + t * emb[hi].astype(np.float64)
             out[j] = mix.astype(np.float32)
     return out
