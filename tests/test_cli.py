@@ -41,6 +41,19 @@ def test_help_reads_well(cmd: list[str]) -> None:
     assert "Usage: " in out and len(out.splitlines()) > 5
 
 
+def test_encode_help_states_the_presets_as_they_are() -> None:
+    from hsz.model.fit import PRESETS
+
+    _, out, _ = run("encode", "--help")
+    text = " ".join(out.split())  # click wraps the help text
+    for name in ("fast", "balanced", "max"):
+        p = PRESETS[name]
+        said = f"{name} = {p.epochs} epochs"
+        said += f" and at least {p.min_steps} steps" if p.min_steps else ";"
+        assert said in text, said
+        assert f"a step fits {p.batch_cpu} bands on CPU" in text
+
+
 def test_version() -> None:
     code, out, _ = run("--version")
     assert code == 0 and "hsz" in out
