@@ -30,4 +30,12 @@ class FormatError(HszError):
 
 
 class RateError(HszError):
-    """A requested rate cannot be met by any model hsz can build."""
+    """A requested rate cannot be met by any model hsz can build.
+
+    ``smallest_bpppb`` is the estimated lowest rate that can be met, where one is known, so
+    that a script can retry there instead of parsing the message.
+    """
+
+    def __init__(self, message: str, smallest_bpppb: float | None = None) -> None:
+        super().__init__(message)
+        self.smallest_bpppb = smallest_bpppb

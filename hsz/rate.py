@@ -72,7 +72,8 @@ def plan(
         raise RateError(
             f"a {target_bytes}-byte file cannot hold even the smallest model for a "
             f"{bands}x{rows}x{cols} cube; the smallest achievable rate is about "
-            f"{rate:.4f} bpppb"
+            f"{rate:.4f} bpppb",
+            smallest_bpppb=rate,
         )
     return Plan(config, target_bytes, overhead, budget, _stored(param_counts, config))
 

@@ -69,8 +69,15 @@ def test_plan_is_deterministic() -> None:
 def test_too_small_a_budget_names_the_smallest_rate() -> None:
     cube = Cube(np.zeros((200, 145, 145), dtype=np.uint16))
     meta, raw = _side(cube)
-    with pytest.raises(RateError, match=r"smallest achievable rate is about \d+\.\d+ bpppb"):
+    with pytest.raises(RateError, match=r"smallest achievable rate is about \d+\.\d+ bpppb") as err:
         rate.plan(cube.shape, 1500, meta, raw)
+    # Scripts get the figure without parsing the message, and it is a rate that can be planned.
+    smallest = err.value.smallest_bpppb
+    assert f"{smallest:.4f} bpppb" in str(err.value)
+    enough = int(smallest * 1.01 * cube.data.size / 8) + 1
+    assert rate.plan(cube.shape, enough, meta, raw).params > 0
+    with pytest.raises(RateError):
+        rate.plan(cube.shape, int(smallest * 0.95 * cube.data.size / 8), meta, raw)
 
 
 def test_landing_takes_bits_where_they_cost_least() -> None:
