@@ -241,12 +241,7 @@ def run_hsz(scene: Scene, targets: list[float], preset: str, epochs: int | None,
     cube = scene.cube
     mask = cube.valid_mask()
     rows = []
-    floor_row: dict | None = None  # the smallest file, shared by every target below it
     for target in targets:
-        if floor_row is not None and target <= floor_row["bpppb"]:
-            rows.append({**floor_row, "target_bpppb": target})
-            log(f"  hsz {target}: below hsz's smallest rate; reusing {floor_row['bpppb']:.4f}")
-            continue
         ask = target
         for _ in range(6):  # below the smallest model: encode at the smallest rate instead
             t0 = time.perf_counter()
@@ -274,8 +269,6 @@ def run_hsz(scene: Scene, targets: list[float], preset: str, epochs: int | None,
             "params": {"preset": preset, "epochs": res.meta.get("encoder", {}).get("epochs")},
             "search_s": 0.0,
         })
-        if ask != target:
-            floor_row = rows[-1]
         log(f"  hsz {target}: {rows[-1]['bpppb']:.4f} bpppb, {q['psnr_band_mean']:.2f} dB, "
             f"{t1 - t0:.0f} s")
     return rows
@@ -421,7 +414,9 @@ def write_report(points: list[dict], meta: dict[str, Any], out: Path, md: Path) 
         f"- Machine: {meta.get('machine', machine())}.",
         "- Commands, in the order they were run (each replaces the rows it recomputes): "
         + "; ".join(f"`{c}`" for c in meta.get("commands", [])),
-        f"- hsz rows: `{meta.get('hsz_command') or 'not run yet'}`",
+        "- hsz rows, by scene: " + ("; ".join(
+            f"{name}: `{cmd}`" for name, cmd in sorted(meta.get("hsz_commands", {}).items()))
+            or "not run yet"),
         "- x265: " + meta.get("x265", "not run"),
         "- Rates are 8 × (all bytes a decoder needs) / (H × W × bands) of the true cube: "
         "per-band min/max, the PCA basis (float16, band ranges folded in), means (float32), "
@@ -544,8 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     for other in args.merge:
         extra = json.loads(other.read_text())
         points = merge(points, extra["points"])
-        if extra["meta"].get("hsz_command"):
-            meta["hsz_command"] = extra["meta"]["hsz_command"]
+        if extra["meta"].get("hsz_commands"):
+            meta.setdefault("hsz_commands", {}).update(extra["meta"]["hsz_commands"])
         for c in extra["meta"].get("commands", []):
             if c not in meta.setdefault("commands", []):
                 meta["commands"].append(c)
@@ -575,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             for codec in codecs:
                 t = time.perf_counter()
                 if codec == "hsz":
-                    meta["hsz_command"] = command
+                    meta.setdefault("hsz_commands", {})[scene.name] = command
                     rows = []
                     for target in targets:  # minutes per fit: keep each one as it lands
                         rows += run_hsz(scene, [target], args.preset, args.epochs, log)
