@@ -23,9 +23,11 @@ import numpy as np
 
 import hsz.model.fit as fit_mod
 from hsz import metrics
+from hsz.cube import Cube
 from hsz.model.arch import HinerConfig, param_counts, size_for_budget
 from hsz.model.fit import FitResult, fit
 from hsz.model.render import render_all
+from hsz.normalize import band_scale, normalize
 from hsz.spectral import band_coordinates, read_wavelength_file
 
 BITS_PER_PARAM = 7.0
@@ -41,13 +43,6 @@ def load_scene(cube_path: Path, wl_path: Path) -> tuple[np.ndarray, np.ndarray]:
     return cube, wl
 
 
-def normalize(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lo = cube.min(axis=(1, 2), keepdims=True)
-    hi = cube.max(axis=(1, 2), keepdims=True)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    return ((cube - lo) / span).astype(np.float32), lo, span
-
-
 def run_one(
     name: str,
     cube: np.ndarray,
@@ -57,11 +52,12 @@ def run_one(
     epochs: int | None,
     preset: str,
     gamma: float = 0.01,
-    lr: float = 1e-3,
+    lr: float | None = None,
     seed: int = 0,
     band_order: np.ndarray | None = None,
 ) -> dict:
-    norm, lo, span = normalize(cube)
+    scale = band_scale(Cube(cube), None)
+    norm = normalize(Cube(cube), scale, None)
     t0 = time.perf_counter()
     c0 = time.process_time()
     last = [t0]
@@ -83,7 +79,7 @@ def run_one(
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0  # CPU seconds: robust to other jobs sharing the cores
     decoded = render_all(cfg, res.decoder, res.embeddings, coords, coords)
-    denorm = decoded.astype(np.float64) * span + lo
+    denorm = decoded.astype(np.float64) * scale.span[:, None, None] + scale.low[:, None, None]
     q = metrics.quality(cube, denorm)
     counts = param_counts(cfg)
     curve = []
@@ -96,7 +92,7 @@ def run_one(
         "name": name,
         "preset": preset,
         "epochs": res.epochs,
-        "lr": lr,
+        "lr": fit_mod.PRESETS[preset].lr if lr is None else lr,
         "gamma": gamma,
         "seed": seed,
         "stored_params": counts["stored"],

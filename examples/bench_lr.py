@@ -21,11 +21,8 @@ from typing import Any
 
 import bench_rd
 
-from hsz import rate, spectral
-from hsz.api import _WIDEST, _nodata_section, coords_meta, target_bytes
-from hsz.meta import cube_meta
+from hsz import api
 from hsz.model.fit import fit
-from hsz.normalize import band_scale, normalize
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -36,27 +33,13 @@ def run_one(data: Path, scene: str, bpppb: float, epochs: int, lr: float,
     found = bench_rd.load_scenes(data, [scene], print)
     if not found:
         raise SystemExit(f"scene {scene!r} not found in {data}")
-    cube = found[0].cube
-    mask = cube.valid_mask()
-    scale = band_scale(cube, mask)
-    target = normalize(cube, scale, mask)
-    coords = spectral.band_coordinates(cube.wavelengths, cube.bands)
-    budget = target_bytes(cube.shape, bpppb=bpppb, bits_per_sample=cube.bits_per_sample)
-    raw = {"band_low": scale.low, "band_high": scale.high, **_nodata_section(mask)}
-    meta = {
-        **cube_meta(cube),
-        "coords": coords_meta(cube.wavelengths, cube.bands),
-        "encoder": {"hsz_version": "0", "preset": preset, "seed": 0, "epochs": 10**7,
-                    "device": "cuda:00"},
-        "quality": dict.fromkeys(("psnr_band_mean", "psnr_global", "sam_deg"), _WIDEST),
-    }
-    plan = rate.plan(cube.shape, budget, meta, raw)
+    prep = api.plan_encode(found[0].cube, bpppb=bpppb, preset=preset)
     start = time.perf_counter()
-    result = fit(target, coords, plan.config, mask=mask, epochs=epochs, preset=preset, lr=lr,
-                 device="cpu")
+    result = fit(prep.target, prep.coords, prep.plan.config, mask=prep.mask, epochs=epochs,
+                 preset=preset, lr=lr, device="cpu")
     return {
         "scene": scene, "bpppb": bpppb, "epochs": epochs, "lr": lr, "preset": preset,
-        "stored_values": plan.params, "fit_psnr": round(result.best_psnr, 3),
+        "stored_values": prep.plan.params, "fit_psnr": round(result.best_psnr, 3),
         "seconds": round(time.perf_counter() - start, 1),
     }
 

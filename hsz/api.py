@@ -108,24 +108,35 @@ def _mask_from_raw(raw: dict[str, np.ndarray], rows: int, cols: int) -> np.ndarr
     return bits.reshape(rows, cols).astype(bool)
 
 
-def encode(
+@dataclass
+class EncodePlan:
+    """Everything an encode settles before fitting: what to fit, to which network, in what file.
+
+    Split out of :func:`encode` so that benchmarks studying the fit plan exactly as the codec
+    does instead of keeping a copy of these steps.
+    """
+
+    target: np.ndarray  # (bands, H, W) float32 in [0, 1], nodata zeroed
+    coords: np.ndarray  # network coordinate of each band
+    mask: np.ndarray | None  # valid pixels, None when all are
+    raw: dict[str, np.ndarray]  # RAWA arrays: band ranges and the nodata mask
+    meta: dict[str, Any]  # metadata with placeholders for what the fit decides
+    budget: int  # bytes the whole file may use
+    plan: Any  # hsz.rate.Plan: the network sized for the budget
+
+
+def plan_encode(
     cube: Cube,
     *,
     bpppb: float | None = None,
     size: int | None = None,
     ratio: float | None = None,
     preset: str = "balanced",
-    epochs: int | None = None,
-    device: str = "auto",
     seed: int = 0,
-    progress: Progress | None = None,
-    report: Callable[[str], None] | None = None,
-) -> EncodeResult:
-    """Fit, quantize and code ``cube`` so that the whole file fits the named rate."""
+) -> EncodePlan:
+    """Normalize ``cube``, lay out its side information and size the network for the rate."""
     from hsz import rate
-    from hsz.model.fit import fit
 
-    start = time.perf_counter()
     cube.check_finite()
     mask = cube.valid_mask()
     if mask is not None and not mask.any():
@@ -151,6 +162,30 @@ def encode(
         "quality": dict.fromkeys(("psnr_band_mean", "psnr_global", "sam_deg"), _WIDEST),
     }
     plan = rate.plan(cube.shape, budget, meta, raw)
+    return EncodePlan(target, coords, mask, raw, meta, budget, plan)
+
+
+def encode(
+    cube: Cube,
+    *,
+    bpppb: float | None = None,
+    size: int | None = None,
+    ratio: float | None = None,
+    preset: str = "balanced",
+    epochs: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    progress: Progress | None = None,
+    report: Callable[[str], None] | None = None,
+) -> EncodeResult:
+    """Fit, quantize and code ``cube`` so that the whole file fits the named rate."""
+    from hsz import rate
+    from hsz.model.fit import fit
+
+    start = time.perf_counter()
+    prep = plan_encode(cube, bpppb=bpppb, size=size, ratio=ratio, preset=preset, seed=seed)
+    target, coords, mask, raw, meta = prep.target, prep.coords, prep.mask, prep.raw, prep.meta
+    budget, plan = prep.budget, prep.plan
     if report is not None:
         report(plan.describe())
 

@@ -36,6 +36,18 @@ def test_recorded_quality_is_what_decoding_gives(encoded: api.EncodeResult, real
     assert q["psnr_band_mean"] > 20.0
 
 
+def test_plan_encode_plans_the_network_encode_stores(
+    encoded: api.EncodeResult, real: Cube
+) -> None:
+    # Benchmarks fit what plan_encode returns: it must be exactly what encode fits and stores.
+    prep = api.plan_encode(real, bpppb=3.0, seed=3)
+    stored = codec.unpack(encoded.data).meta["model"]["config"]
+    assert prep.plan.config.to_json() == stored
+    assert prep.budget == int(3.0 * real.data.size / 8)
+    assert prep.target.shape == real.shape and prep.target.dtype == np.float32
+    assert 0.0 <= prep.target.min() and prep.target.max() <= 1.0
+
+
 def test_same_seed_same_file(real: Cube, encoded: api.EncodeResult) -> None:
     again = api.encode(real, bpppb=3.0, epochs=40, seed=3)
     assert again.data == encoded.data
