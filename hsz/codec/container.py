@@ -32,7 +32,7 @@ from hsz.errors import FormatError
 
 SIGNATURE = b"\x89HSZ\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 
 HEADER = struct.Struct("<8sHHIQI")  # 28 bytes
 ENTRY = struct.Struct("<4sIQQI")  # 28 bytes
@@ -42,7 +42,7 @@ FLAG_CRITICAL = 0x1
 MAX_SECTIONS = 1024
 
 #: Sections format 1.0 defines (all critical when present).  See SPEC.md §4.
-KNOWN_SECTIONS = frozenset({"META", "TDIR", "TDAT", "RAWA"})
+KNOWN_SECTIONS = frozenset({"META", "TDIR", "TDAT", "RAWA", "LATS"})
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def crc32(data: bytes | memoryview) -> int:
 # ---------------------------------------------------------------------------- writing
 
 
-def write_container(sections: list[tuple[str, int, bytes]], *, minor: int = FORMAT_MINOR,
+def write_container(sections: list[tuple[str, int, bytes]], *, minor: int = 0,
                     major: int = FORMAT_MAJOR) -> bytes:
     """Serialize ``(type, flags, payload)`` triples; ``major`` is overridable for tests."""
     n = len(sections)

@@ -11,6 +11,11 @@ Sections written by format 1.0 (SPEC.md §4), in this order, all critical:
   coded levels (:mod:`hsz.codec.entropy`).
 * ``RAWA`` — arrays stored exactly (normalization constants), zlib-compressed when smaller.
   Omitted when there are none.
+
+Format 1.1 adds one critical section, written only when a family stores integer grids (so a
+file without them is byte-for-byte a 1.0 file):
+
+* ``LATS`` — context-coded integer grids (:mod:`hsz.codec.context`), in decoding order.
 """
 
 from __future__ import annotations
@@ -25,15 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from hsz.codec import binio, entropy
+from hsz.codec import binio, context, entropy
 from hsz.codec.binio import DAMAGED, Cursor
 from hsz.codec.container import (
     FLAG_CRITICAL,
+    FORMAT_MINOR,
     Container,
     read_container,
     read_container_header,
     write_container,
 )
+from hsz.codec.payload import Grid
 from hsz.codec.quantize import (
     DEFAULT_BITS,
     MAX_BITS,
@@ -85,6 +92,7 @@ class Unpacked:
     version: tuple[int, int]
     quantized: dict[str, QuantizedTensor] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    grids: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -228,27 +236,64 @@ def _raw_section(raw: Mapping[str, np.ndarray]) -> bytes:
     return b"".join(parts)
 
 
+def _grid_section(grids: Mapping[str, Grid]) -> bytes:
+    parts = [binio.u32(len(grids))]
+    shapes: dict[str, tuple[int, ...]] = {}
+    levels: dict[str, np.ndarray] = {}
+    for name, g in grids.items():
+        lv = np.asarray(g.levels)
+        if not context.MIN_BITS <= g.bits <= context.MAX_BITS:
+            raise HszError(f"grid {name!r}: {g.bits} bits is outside "
+                           f"{context.MIN_BITS}..{context.MAX_BITS}")
+        guide = None
+        if g.guide is not None:
+            if g.guide not in levels:
+                raise HszError(f"grid {name!r} is guided by {g.guide!r}, which is not an "
+                               "earlier grid")
+            guide = levels[g.guide]
+        try:
+            stream = context.encode(lv, g.bits, g.net, guide)
+        except ValueError as exc:
+            raise HszError(f"grid {name!r}: {exc}") from None
+        guide_name = b"" if g.guide is None else g.guide.encode("utf-8")
+        parts += [_name_bytes(name), _shape_bytes(name, lv.shape), binio.u8(g.bits),
+                  binio.u8(context.RULE_CHECKERBOARD), binio.u16(len(guide_name)), guide_name,
+                  g.net.to_bytes(), binio.u64(len(stream)), stream]
+        shapes[name] = lv.shape
+        levels[name] = lv
+    return b"".join(parts)
+
+
 def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTensor],
-                   raw: Mapping[str, np.ndarray] | None = None) -> bytes:
-    """Write already-quantized tensors (what :func:`quantize_all` returned)."""
+                   raw: Mapping[str, np.ndarray] | None = None,
+                   grids: Mapping[str, Grid] | None = None) -> bytes:
+    """Write already-quantized tensors (what :func:`quantize_all` returned).
+
+    With ``grids`` the file gains a ``LATS`` section and is format 1.1; without, it is
+    exactly the 1.0 file it always was.
+    """
     tdir, tdat = _tensor_sections(qtensors)
     sections = [("META", FLAG_CRITICAL, meta_json(meta)), ("TDIR", FLAG_CRITICAL, tdir),
                 ("TDAT", FLAG_CRITICAL, tdat)]
     if raw:
         sections.append(("RAWA", FLAG_CRITICAL, _raw_section(raw)))
-    return write_container(sections)
+    if grids:
+        sections.append(("LATS", FLAG_CRITICAL, _grid_section(grids)))
+        return write_container(sections, minor=FORMAT_MINOR)
+    return write_container(sections, minor=0)
 
 
 def pack(meta: Mapping[str, Any], tensors: Mapping[str, np.ndarray], *,
          bits: int | Mapping[str, int] = DEFAULT_BITS,
          raw: Mapping[str, np.ndarray] | None = None,
-         axis: AxisChoice | Mapping[str, AxisChoice] = "auto") -> bytes:
+         axis: AxisChoice | Mapping[str, AxisChoice] = "auto",
+         grids: Mapping[str, Grid] | None = None) -> bytes:
     """Quantize, entropy-code and write ``tensors`` with ``meta`` and exact ``raw`` arrays.
 
     Deterministic: the same inputs give the same bytes.  ``unpack(pack(...)).tensors``
     equals :func:`dequantized` of the same inputs, bit for bit.
     """
-    return pack_quantized(meta, quantize_all(tensors, bits, axis), raw)
+    return pack_quantized(meta, quantize_all(tensors, bits, axis), raw, grids)
 
 
 def estimate_size(tensors: Mapping[str, np.ndarray], bits: int | Mapping[str, int] = DEFAULT_BITS,
@@ -389,6 +434,64 @@ def parse_raw(payload: bytes, offset: int, file_length: int) -> dict[str, np.nda
     return out
 
 
+def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]]
+                      ) -> tuple[str, tuple[int, int, int], int, str | None, context.IntNet]:
+    name = _read_name(cur)
+    if name in known:
+        raise cur.fail(f"grid name {name!r} appears twice")
+    shape = _read_shape(cur)
+    if len(shape) != 3 or 0 in shape:
+        raise cur.fail(f"grid {name!r} has shape {shape}, not three positive sizes")
+    bits, rule = cur.u8(), cur.u8()
+    if not context.MIN_BITS <= bits <= context.MAX_BITS:
+        raise cur.fail(f"grid {name!r} declares {bits} bits "
+                       f"(allowed {context.MIN_BITS}..{context.MAX_BITS})")
+    if rule != context.RULE_CHECKERBOARD:
+        raise cur.fail(f"grid {name!r} uses unknown context rule {rule}")
+    n = cur.u16()
+    guide = cur.text(n) if n else None
+    if guide is not None and guide not in known:
+        raise cur.fail(f"grid {name!r} is guided by {guide!r}, which is not an earlier grid")
+    inputs = context.BASE_FEATURES + (known[guide][0] if guide is not None else 0)
+    net = context.IntNet.read(cur, inputs, shape[0])
+    return name, (shape[0], shape[1], shape[2]), bits, guide, net
+
+
+def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool = True
+                ) -> dict[str, Any]:
+    """Decode every grid of a ``LATS`` payload (or, with ``decode=False``, only check the
+    structure and return each grid's description)."""
+    cur = Cursor(payload, offset, "grid section")
+    count = cur.u32()
+    if count > MAX_ARRAYS or count * 30 > cur.remaining:  # 30: smallest possible entry
+        raise cur.fail(f"{count} grids declared, more than the section can hold")
+    budget = _budget(file_length)
+    shapes: dict[str, tuple[int, ...]] = {}
+    out: dict[str, Any] = {}
+    for _ in range(count):
+        name, shape, bits, guide, net = _read_grid_header(cur, shapes)
+        budget -= math.prod(shape)
+        if budget < 0:
+            raise cur.fail(f"grid {name!r} brings the declared values past what a "
+                           f"{file_length}-byte file can hold")
+        length = cur.u64()
+        start = cur.offset
+        stream = cur.take(length)
+        shapes[name] = shape
+        if decode:
+            sub = Cursor(stream, start, f"grid {name!r}")
+            out[name] = context.decode(sub, shape, bits, net,
+                                       None if guide is None else out[guide])
+        else:
+            if length % 4:
+                raise cur.fail(f"grid {name!r} has a {length}-byte stream, not whole words")
+            out[name] = {"name": name, "shape": list(shape), "bits": bits, "guide": guide,
+                         "context_layers": [list(w.shape) for w in net.weights],
+                         "bytes": length}
+    cur.expect_end()
+    return out
+
+
 def _section_list(c: Container) -> list[tuple[str, int, int, int]]:
     return [(s.type, s.flags, s.offset, s.length) for s in c.sections]
 
@@ -408,8 +511,11 @@ def unpack(buf: bytes | bytearray | memoryview) -> Unpacked:
         pos += e.length
     raw_s = c.get("RAWA")
     raw = parse_raw(raw_s.data, raw_s.offset, c.file_length) if raw_s and raw_s.data else {}
+    lats = c.get("LATS")
+    grids = parse_grids(lats.data, lats.offset, c.file_length) if lats and lats.data else {}
     tensors = {k: qt.dequantize() for k, qt in quantized.items()}
-    return Unpacked(meta, tensors, raw, _section_list(c), c.version, quantized, c.skipped)
+    return Unpacked(meta, tensors, raw, _section_list(c), c.version, quantized, c.skipped,
+                    grids)
 
 
 def _raw_info(payload: bytes, offset: int, file_length: int) -> list[dict[str, Any]]:
@@ -420,10 +526,10 @@ def _raw_info(payload: bytes, offset: int, file_length: int) -> list[dict[str, A
 def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> dict[str, Any]:
     """What ``hsz info`` shows: version, sections, sizes, metadata and the tensor list.
 
-    Reads (and CRC-checks) only the header, table, ``META``, ``TDIR`` and ``RAWA``; the
-    coded tensor data is neither read from disk nor decoded.
+    Reads (and CRC-checks) only the header, table, ``META``, ``TDIR``, ``RAWA`` and ``LATS``;
+    no tensor or grid is decoded.
     """
-    want = ("META", "TDIR", "RAWA")
+    want = ("META", "TDIR", "RAWA", "LATS")
     if isinstance(source, bytes | bytearray | memoryview):
         c = read_container(source)
     else:
@@ -432,7 +538,8 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) ->
     assert meta_s.data is not None
     entries = _entries(c)
     raw_s = c.get("RAWA")
-    return {
+    lats_s = c.get("LATS")
+    info: dict[str, Any] = {
         "format": f"{c.version[0]}.{c.version[1]}",
         "total_bytes": c.file_length,
         "header_bytes": c.header_bytes,
@@ -445,3 +552,7 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) ->
         "raw": _raw_info(raw_s.data, raw_s.offset, c.file_length) if raw_s and raw_s.data
         else [],
     }
+    if lats_s and lats_s.data:  # format 1.1: listed only where present, so 1.0 pages stay
+        info["grids"] = list(parse_grids(lats_s.data, lats_s.offset, c.file_length,
+                                         decode=False).values())
+    return info

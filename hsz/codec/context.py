@@ -1,0 +1,304 @@
+"""Context-coded integer grids (format 1.1, section ``LATS``): a codec-owned entropy model.
+
+A family that stores latent grids hands the codec integer levels of shape (C, H, W), a small
+fixed-point network and optionally a *guide* (an earlier grid, usually a coarser one).  The
+codec codes each level under a discrete Laplace whose centre and scale the network predicts
+from already-decoded neighbours.  Everything that decides a symbol is integer arithmetic or
+a literal table, so encoder and decoder agree bit for bit on any CPU, thread count or GPU:
+
+* the network runs in int64 on int16 weights (fixed point with ``frac`` fractional bits),
+  with floor shifts and clamps after every layer (:func:`evaluate`);
+* its outputs become an integer centre and an index into :data:`SCALE_BITS`, 64 float32
+  literals ``a_t ≈ exp(−1/s_t)`` with ``s_t = 2^((t − 18)/6)``;
+* table ``t`` is the two-sided geometric vector built by multiplications only and quantized
+  to 24 bits exactly as :mod:`hsz.codec.entropy` does for method 3 (SPEC.md §6.2).
+
+Decoding order (rule 0): channel by channel; within a channel, first the pixels with
+``(y + x)`` even, then the odd ones (a checkerboard).  Each pass is one vectorized network
+evaluation and one ANS call per scale table in use, so decoding stays fast in numpy.
+The feature vector of level ``(c, y, x)`` is, in this order (0 where a value is outside the
+grid or not yet decoded):
+
+1. the four neighbours ``(c, y−1, x), (c, y+1, x), (c, y, x−1), (c, y, x+1)`` (all zero in
+   the even pass, all decoded in the odd pass);
+2. channel ``c − 1`` at ``(y, x), (y−1, x), (y+1, x), (y, x−1), (y, x+1)``;
+3. every guide channel at ``(y·Hg // H, x·Wg // W)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import constriction
+import numpy as np
+
+from hsz.codec import binio
+from hsz.codec.binio import Cursor
+from hsz.codec.entropy import GEOMETRIC, parametric_probs
+
+#: float32 bit patterns of ``a_t = exp(−1/s_t)``, ``s_t = 2^((t − 18)/6)``, t = 0 … 63.
+#: Literals, not computed: ``exp`` may differ in the last bit between math libraries.
+SCALE_BITS: tuple[int, ...] = (
+    0x39AFE108, 0x3A527E97, 0x3AE50A4F, 0x3B64F306, 0x3BD432E4, 0x3C37DDF0, 0x3C960AAE, 0x3CE82286,
+    0x3D2B38F8, 0x3D7218DE, 0x3DA4CEAB, 0x3DD8F4C1, 0x3E0A9555, 0x3E2C6017, 0x3E515CFE, 0x3E78F398,
+    0x3E913E09, 0x3EA6A4FC, 0x3EBC5AB2, 0x3ED2111E, 0x3EE7829F, 0x3EFC7380, 0x3F085950, 0x3F120CB4,
+    0x3F1B4598, 0x3F23FA31, 0x3F2C24AE, 0x3F33C2A0, 0x3F3AD463, 0x3F415C91, 0x3F475F7D, 0x3F4CE2C4,
+    0x3F51ECE8, 0x3F5684FF, 0x3F5AB270, 0x3F5E7CBB, 0x3F61EB51, 0x3F650575, 0x3F67D223, 0x3F6A5801,
+    0x3F6C9D52, 0x3F6EA7F6, 0x3F707D60, 0x3F72229D, 0x3F739C52, 0x3F74EEC2, 0x3F761DD2, 0x3F772D0C,
+    0x3F781FAB, 0x3F78F89B, 0x3F79BA7F, 0x3F7A67BA, 0x3F7B0275, 0x3F7B8C9F, 0x3F7C07F5, 0x3F7C760A,
+    0x3F7CD845, 0x3F7D2FE8, 0x3F7D7E16, 0x3F7DC3D0, 0x3F7E01FF, 0x3F7E3972, 0x3F7E6AE2, 0x3F7E96F6,
+)
+TABLES = len(SCALE_BITS)
+#: ``t = clamp(round(STEPS_PER_OCTAVE · log2 s) + SCALE_ZERO, 0, TABLES − 1)``.
+STEPS_PER_OCTAVE = 6
+SCALE_ZERO = 18
+#: Rule 0: checkerboard passes, channel by channel (the only rule defined in 1.1).
+RULE_CHECKERBOARD = 0
+#: Features before the guide's: four same-channel neighbours, five of the previous channel.
+BASE_FEATURES = 9
+MAX_FRAC = 12
+MAX_LAYERS = 4
+MAX_WIDTH = 256
+#: Activations are clamped to ±2^ACT_BITS after every layer: with int16 weights and at most
+#: MAX_WIDTH inputs, ``|W·x + b| < 2^(15 + ACT_BITS + 8) + 2^31`` stays far inside int64.
+ACT_BITS = 30
+MIN_BITS, MAX_BITS = 2, 16
+
+
+def scale_of(t: int | np.ndarray) -> np.ndarray:
+    """The nominal scale ``s_t`` of table ``t`` (float64, for training twins and tests)."""
+    return np.exp2((np.asarray(t, dtype=np.float64) - SCALE_ZERO) / STEPS_PER_OCTAVE)
+
+
+def decay(t: int) -> float:
+    """The exact float32 decay ``a_t`` of table ``t``, as a Python float."""
+    return float(np.array([SCALE_BITS[t]], dtype=np.uint32).view(np.float32)[0])
+
+
+@cache
+def _model(t: int, bits: int) -> tuple[object, int]:
+    """constriction model of table ``t`` over residuals ``−(2^bits − 1) … 2^bits − 1``."""
+    span = (1 << bits) - 1
+    probs = parametric_probs(GEOMETRIC, 2 * span + 1, span, decay(t), decay(t))
+    return constriction.stream.model.Categorical(probs, perfect=False), span
+
+
+@dataclass(frozen=True)
+class IntNet:
+    """A fixed-point MLP: ``x → relu(W1 x + b1) → … → W_L x + b_L`` with two outputs.
+
+    Weights are int16 and biases int32, both in units of ``2^−frac``; inputs are levels
+    scaled by ``2^frac``.  ``channel_bias`` (C, 2) int16 adds a per-channel centre and
+    log-scale offset (same units) to the outputs.
+    """
+
+    frac: int
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    channel_bias: np.ndarray
+
+    def check(self, inputs: int, channels: int) -> None:
+        """ValueError unless the shapes chain from ``inputs`` features to 2 outputs."""
+        if not 0 <= self.frac <= MAX_FRAC:
+            raise ValueError(f"frac {self.frac} is outside 0..{MAX_FRAC}")
+        if not 1 <= len(self.weights) <= MAX_LAYERS or len(self.weights) != len(self.biases):
+            raise ValueError(f"{len(self.weights)} layers (1..{MAX_LAYERS} allowed)")
+        width = inputs
+        for w, b in zip(self.weights, self.biases, strict=True):
+            if w.ndim != 2 or w.shape[1] != width or b.shape != (w.shape[0],):
+                raise ValueError(f"layer of shape {w.shape} does not take {width} inputs")
+            if not 1 <= w.shape[0] <= MAX_WIDTH:
+                raise ValueError(f"layer width {w.shape[0]} is outside 1..{MAX_WIDTH}")
+            width = w.shape[0]
+        if width != 2:
+            raise ValueError(f"the last layer has {width} outputs, not 2")
+        if self.channel_bias.shape != (channels, 2):
+            raise ValueError(f"channel bias of shape {self.channel_bias.shape}, "
+                             f"expected {(channels, 2)}")
+
+    @classmethod
+    def from_float(cls, weights: list[np.ndarray], biases: list[np.ndarray],
+                   channel_bias: np.ndarray, frac: int = 8) -> IntNet:
+        """Round a float network (inputs in level units) to fixed point."""
+        lim16, lim32 = (1 << 15) - 1, (1 << 31) - 1
+        s = float(1 << frac)
+        ws = tuple(np.clip(np.rint(np.asarray(w, np.float64) * s), -lim16, lim16)
+                   .astype(np.int16) for w in weights)
+        bs = tuple(np.clip(np.rint(np.asarray(b, np.float64) * s), -lim32, lim32)
+                   .astype(np.int32) for b in biases)
+        cb = np.clip(np.rint(np.asarray(channel_bias, np.float64) * s), -lim16, lim16)
+        return cls(frac, ws, bs, cb.astype(np.int16))
+
+    def to_bytes(self) -> bytes:
+        parts = [binio.u8(self.frac), binio.u8(len(self.weights))]
+        for w, b in zip(self.weights, self.biases, strict=True):
+            parts += [binio.u16(w.shape[0]), binio.u16(w.shape[1]),
+                      np.ascontiguousarray(w, dtype="<i2").tobytes(),
+                      np.ascontiguousarray(b, dtype="<i4").tobytes()]
+        parts.append(np.ascontiguousarray(self.channel_bias, dtype="<i2").tobytes())
+        return b"".join(parts)
+
+    @classmethod
+    def read(cls, cur: Cursor, inputs: int, channels: int) -> IntNet:
+        frac, layers = cur.u8(), cur.u8()
+        if not 0 <= frac <= MAX_FRAC or not 1 <= layers <= MAX_LAYERS:
+            raise cur.fail(f"context network with frac {frac} and {layers} layers")
+        ws, bs = [], []
+        for _ in range(layers):
+            out, inp = cur.u16(), cur.u16()
+            if not 1 <= out <= MAX_WIDTH or not 1 <= inp <= MAX_WIDTH:
+                raise cur.fail(f"context network layer {out}x{inp} is out of bounds")
+            ws.append(np.frombuffer(cur.take(2 * out * inp), "<i2").reshape(out, inp)
+                      .astype(np.int16))
+            bs.append(np.frombuffer(cur.take(4 * out), "<i4").astype(np.int32))
+        cb = np.frombuffer(cur.take(4 * channels), "<i2").reshape(channels, 2).astype(np.int16)
+        net = cls(frac, tuple(ws), tuple(bs), cb)
+        try:
+            net.check(inputs, channels)
+        except ValueError as exc:
+            raise cur.fail(f"context network: {exc}") from None
+        return net
+
+
+def features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: int,
+             decoded_odd: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (flat y·W + x) of pass ``parity`` in channel ``c`` and their features.
+
+    ``grid`` is the (C, H, W) int array holding every level decoded so far (others are
+    ignored: the rule reads only what the decoder has).  Returns ``(pos, X)`` with X of
+    shape (n, BASE_FEATURES + Cg), int64.
+    """
+    _, h, w = grid.shape
+    ys, xs = np.indices((h, w))
+    sel = ((ys + xs) % 2) == parity
+    y, x = ys[sel], xs[sel]
+    g = np.asarray(grid, dtype=np.int64)
+    padded = np.pad(g, ((0, 0), (1, 1), (1, 1)))
+    py, px = y + 1, x + 1
+    cols: list[np.ndarray] = []
+    if decoded_odd:
+        cur = padded[c]
+        cols += [cur[py - 1, px], cur[py + 1, px], cur[py, px - 1], cur[py, px + 1]]
+    else:
+        cols += [np.zeros(y.size, np.int64)] * 4
+    if c > 0:
+        prev = padded[c - 1]
+        cols += [prev[py, px], prev[py - 1, px], prev[py + 1, px], prev[py, px - 1],
+                 prev[py, px + 1]]
+    else:
+        cols += [np.zeros(y.size, np.int64)] * 5
+    if guide is not None:
+        gc, gh, gw = guide.shape
+        gy, gx = (y * gh) // h, (x * gw) // w
+        gd = np.asarray(guide, dtype=np.int64)
+        cols += [gd[k, gy, gx] for k in range(gc)]
+    return y * w + x, np.stack(cols, axis=1) if cols else np.zeros((y.size, 0), np.int64)
+
+
+def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer centres and table indices for feature rows ``feats`` of channel ``c``."""
+    lim = 1 << ACT_BITS
+    h = np.clip(feats.astype(np.int64) << net.frac, -lim, lim)
+    last = len(net.weights) - 1
+    for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        acc = h @ w.astype(np.int64).T + (b.astype(np.int64) << net.frac)
+        h = np.clip(acc >> net.frac, -lim, lim)
+        if i < last:
+            h = np.maximum(h, 0)
+    mu = h[:, 0] + int(net.channel_bias[c, 0])
+    ls = h[:, 1] + int(net.channel_bias[c, 1])
+    half = 1 << net.frac >> 1
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    centre = np.clip((mu + half) >> net.frac, lo, hi)
+    table = np.clip(((ls * STEPS_PER_OCTAVE + half) >> net.frac) + SCALE_ZERO, 0, TABLES - 1)
+    return centre, table
+
+
+def _passes(shape: tuple[int, int, int]) -> list[tuple[int, int]]:
+    return [(c, parity) for c in range(shape[0]) for parity in (0, 1)]
+
+
+def _groups(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Indices of each table in use, tables ascending, positions in pass order."""
+    order = np.argsort(table, kind="stable")
+    ts, starts = np.unique(table[order], return_index=True)
+    ends = list(starts[1:]) + [order.size]
+    return [(int(t), order[s:e]) for t, s, e in zip(ts, starts, ends, strict=True)]
+
+
+def check_levels(levels: np.ndarray, bits: int) -> None:
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if levels.ndim != 3 or levels.size == 0:
+        raise ValueError(f"context-coded levels must be a non-empty (C, H, W) array, "
+                         f"got shape {levels.shape}")
+    if levels.min() < lo or levels.max() > hi:
+        raise ValueError(f"levels span {levels.min()}..{levels.max()}, outside the "
+                         f"{bits}-bit range {lo}..{hi}")
+
+
+def encode(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None) -> bytes:
+    """The ANS words coding ``levels`` (C, H, W) under ``net``: decoder order, reversed."""
+    lv = np.asarray(levels, dtype=np.int64)
+    check_levels(lv, bits)
+    net.check(BASE_FEATURES + (0 if guide is None else guide.shape[0]), lv.shape[0])
+    chunks: list[tuple[np.ndarray, int]] = []
+    for c, parity in _passes(lv.shape):
+        pos, feats = features(lv, guide, c, parity, decoded_odd=parity == 1)
+        centre, table = evaluate(net, feats, c, bits)
+        flat = lv[c].reshape(-1)[pos]
+        for t, idx in _groups(table):
+            chunks.append((flat[idx] - centre[idx], t))
+    coder = constriction.stream.stack.AnsCoder()
+    for residual, t in reversed(chunks):
+        model, span = _model(t, bits)
+        coder.encode_reverse((residual + span).astype(np.int32), model)
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def decode(cur: Cursor, shape: tuple[int, int, int], bits: int, net: IntNet,
+           guide: np.ndarray | None) -> np.ndarray:
+    """Levels (C, H, W) int32 from the rest of ``cur``; damage raises FormatError."""
+    if cur.remaining % 4:
+        raise cur.fail(f"coded stream length {cur.remaining} is not a multiple of 4")
+    words = np.frombuffer(cur.take(cur.remaining), dtype="<u4").astype(np.uint32)
+    grid = np.zeros(shape, dtype=np.int64)
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+        for c, parity in _passes(shape):
+            pos, feats = features(grid, guide, c, parity, decoded_odd=parity == 1)
+            centre, table = evaluate(net, feats, c, bits)
+            values = np.empty(pos.size, dtype=np.int64)
+            for t, idx in _groups(table):
+                model, span = _model(t, bits)
+                values[idx] = np.asarray(coder.decode(model, idx.size), np.int64) - span
+            grid[c].reshape(-1)[pos] = values + centre
+        ok = coder.is_empty()
+    except ValueError as exc:  # constriction rejects malformed streams with ValueError
+        raise cur.fail(f"coded stream is invalid ({exc})") from None
+    if not ok:
+        raise cur.fail("coded stream does not end where the grid's size says")
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if grid.min() < lo or grid.max() > hi:
+        raise cur.fail(f"decoded levels leave the {bits}-bit range {lo}..{hi}")
+    return grid.astype(np.int32)
+
+
+def cost_bits(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None) -> float:
+    """Information content of ``levels`` under ``net`` in bits (the ANS stream's size less
+    at most 64 bits of flush), for encoders choosing between candidates without coding."""
+    lv = np.asarray(levels, dtype=np.int64)
+    total = 0.0
+    for c, parity in _passes(lv.shape):
+        pos, feats = features(lv, guide, c, parity, decoded_odd=parity == 1)
+        centre, table = evaluate(net, feats, c, bits)
+        residual = np.abs(lv[c].reshape(-1)[pos] - centre).astype(np.float64)
+        a = np.array([decay(int(t)) for t in range(TABLES)])[table]
+        total += float(np.sum(-np.log2((1 - a) / (1 + a)) - residual * np.log2(a)))
+    return total
+
+
+def stream_bytes(info_bits: float) -> int:
+    """Expected ANS stream size for ``info_bits`` of information (32-bit words)."""
+    return 4 * math.ceil((info_bits + 32.0) / 32.0)
