@@ -1,14 +1,14 @@
 """The library's front door: encode a cube to ``.hsz`` bytes, decode them back, describe a file.
 
-Data flows one way: Cube -> normalize -> plan -> fit -> quantize & code -> container, and
-back: container -> tensors -> render(wavelengths) -> denormalize -> Cube.  Each arrow is a
-module of its own; this one only strings them together and records what was done.
+Data flows one way: read -> Cube -> normalize -> plan -> fit -> land -> container, and back:
+container -> stored arrays -> render(wavelengths) -> denormalize -> Cube.  Each arrow is a
+module of its own (the model family behind :mod:`hsz.model` owns fit, land and render); this
+one only strings them together.
 """
 
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +17,12 @@ from typing import Any
 import numpy as np
 
 from hsz import __version__, codec, metrics, spectral
+from hsz import meta as meta_mod
+from hsz.codec.mask import mask_arrays, read_mask
+from hsz.codec.payload import Payload, Stored
 from hsz.cube import Cube
 from hsz.errors import FormatError, RateError, UsageError
-from hsz.meta import check_meta, cube_from_meta, cube_meta, source_wavelengths
+from hsz.meta import check_meta, cube_from_meta, source_wavelengths
 from hsz.normalize import BandScale, band_scale, denormalize_band, normalize
 
 #: Default rate when the caller names none: where hsz is clearly ahead of per-band codecs.
@@ -27,8 +30,9 @@ DEFAULT_BPPPB = 0.2
 
 Progress = Callable[[dict[str, Any]], None]
 
-#: A number whose JSON text is at least as long as any quality figure recorded.
-_WIDEST = -99999999.9999
+#: Raw arrays the API itself stores (per-band scales, the nodata mask); a family's own raw
+#: arrays must use other names.
+_OWN_RAW = ("band_low", "band_high", "valid_mask")
 
 
 @dataclass
@@ -67,45 +71,22 @@ def target_bytes(
     """Turn whichever rate the user named into a byte budget for the whole file."""
     given = [v is not None for v in (bpppb, size, ratio)]
     if sum(given) > 1:
-        raise UsageError("give only one of --bpppb, --size and --ratio")
+        raise UsageError("give only one of the rate targets bpppb, size and ratio")
     samples = shape[0] * shape[1] * shape[2]
     if size is not None:
         if size <= 0:
-            raise UsageError("--size must be a positive number of bytes")
+            raise UsageError("the target size must be a positive number of bytes", option="size")
         return int(size)
     if ratio is not None:
         if ratio <= 0:
-            raise UsageError("--ratio must be positive")
+            raise UsageError("the compression ratio must be positive", option="ratio")
         bpppb = bits_per_sample / ratio
     if bpppb is None:
         bpppb = DEFAULT_BPPPB
     if not np.isfinite(bpppb) or bpppb <= 0:
-        raise UsageError("--bpppb must be a positive number")
+        raise UsageError("the rate in bits per value must be a positive number",
+                         option="bpppb")
     return int(bpppb * samples / 8.0)
-
-
-def _nodata_section(mask: np.ndarray | None) -> dict[str, np.ndarray]:
-    """The valid-pixel mask, bit-packed and deflated; absent when every pixel is valid."""
-    if mask is None or bool(mask.all()):
-        return {}
-    packed = np.packbits(mask.astype(np.uint8).reshape(-1), bitorder="big").tobytes()
-    return {"valid_mask": np.frombuffer(zlib.compress(packed, 9), dtype=np.uint8)}
-
-
-def _mask_from_raw(raw: dict[str, np.ndarray], rows: int, cols: int) -> np.ndarray | None:
-    blob = raw.get("valid_mask")
-    if blob is None:
-        return None
-    need = (rows * cols + 7) // 8
-    try:
-        d = zlib.decompressobj()
-        packed = d.decompress(np.asarray(blob, dtype=np.uint8).tobytes(), need + 1)
-    except zlib.error:
-        raise FormatError("the valid-pixel mask is damaged") from None
-    if len(packed) != need:
-        raise FormatError("the valid-pixel mask has the wrong size")
-    bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), bitorder="big")[: rows * cols]
-    return bits.reshape(rows, cols).astype(bool)
 
 
 @dataclass
@@ -131,12 +112,19 @@ def plan_encode(
     bpppb: float | None = None,
     size: int | None = None,
     ratio: float | None = None,
-    preset: str = "balanced",
+    model: str | None = None,
+    preset: str | None = None,
     seed: int = 0,
 ) -> EncodePlan:
     """Normalize ``cube``, lay out its side information and size the network for the rate."""
     from hsz import rate
+    from hsz.model import DEFAULT_MODEL
 
+    family = _family(model or DEFAULT_MODEL, UsageError)
+    try:
+        preset = family.check_preset(preset)
+    except ValueError as exc:
+        raise UsageError(str(exc), option="preset") from None
     cube.check_finite()
     mask = cube.valid_mask()
     if mask is not None and not mask.any():
@@ -148,21 +136,29 @@ def plan_encode(
     budget = target_bytes(
         cube.shape, bpppb=bpppb, size=size, ratio=ratio, bits_per_sample=cube.bits_per_sample
     )
-    raw = {"band_low": scale.low, "band_high": scale.high, **_nodata_section(mask)}
-    # Quality is only known at the end; placeholders at least as wide as any real figure keep
-    # the sizes computed before then close to the final file's.  No timing is recorded, so
-    # the same cube, options and seed give the same file on the same machine.
-    meta: dict[str, Any] = {
-        **cube_meta(cube),
-        "coords": coords_meta(cube.wavelengths, cube.bands),
-        "encoder": {
-            "hsz_version": __version__, "preset": preset, "seed": int(seed),
-            "epochs": 10**7, "device": "cuda:00",
-        },
-        "quality": dict.fromkeys(("psnr_band_mean", "psnr_global", "sam_deg"), _WIDEST),
-    }
-    plan = rate.plan(cube.shape, budget, meta, raw)
-    return EncodePlan(target, coords, mask, raw, meta, budget, plan)
+    raw = {"band_low": scale.low, "band_high": scale.high, **mask_arrays(mask)}
+    base = meta_mod.encode_meta(cube, hsz_version=__version__, preset=preset, seed=seed)
+    plan = rate.plan(cube.shape, budget, base, raw, model=family.id)
+    return EncodePlan(target, coords, mask, raw, base, budget, plan)
+
+
+def _family(model_id: str, error: type[Exception]) -> Any:
+    from hsz.model import get_family
+
+    try:
+        return get_family(model_id)
+    except ValueError as exc:
+        if error is FormatError:
+            raise FormatError(f"{exc}; this file needs a newer hsz") from None
+        raise UsageError(str(exc), option="model") from None
+
+
+def _pack(meta_: dict[str, Any], payload: Payload, raw: dict[str, np.ndarray]) -> bytes:
+    clash = sorted(set(payload.raw) & set(raw))
+    if clash:
+        raise FormatError(f"the model's raw arrays reuse reserved names: {', '.join(clash)}")
+    return codec.pack(meta_, payload.tensors, bits=payload.bits, raw={**raw, **payload.raw},
+                      grids=payload.grids)
 
 
 def encode(
@@ -171,44 +167,44 @@ def encode(
     bpppb: float | None = None,
     size: int | None = None,
     ratio: float | None = None,
-    preset: str = "balanced",
+    model: str | None = None,
+    preset: str | None = None,
     epochs: int | None = None,
     device: str = "auto",
     seed: int = 0,
     progress: Progress | None = None,
     report: Callable[[str], None] | None = None,
 ) -> EncodeResult:
-    """Fit, quantize and code ``cube`` so that the whole file fits the named rate."""
+    """Fit, land and code ``cube`` so that the whole file fits the named rate."""
     from hsz import rate
-    from hsz.model.fit import fit
+    from hsz.model import FitJob
 
     start = time.perf_counter()
-    prep = plan_encode(cube, bpppb=bpppb, size=size, ratio=ratio, preset=preset, seed=seed)
-    target, coords, mask, raw, meta = prep.target, prep.coords, prep.mask, prep.raw, prep.meta
-    budget, plan = prep.budget, prep.plan
+    prep = plan_encode(cube, bpppb=bpppb, size=size, ratio=ratio, model=model, preset=preset,
+                       seed=seed)
+    family = _family(prep.plan.model, UsageError)
     if report is not None:
-        report(plan.describe())
-
-    result = fit(
-        target, coords, plan.config, mask=mask, epochs=epochs, preset=preset,
-        device=device, seed=seed, progress=progress,
-    )
-
-    tensors = model_tensors(result.decoder, result.embeddings)
-    meta["model"] = {"id": "hiner", "config": result.config.to_json()}
-    meta["encoder"].update(epochs=int(result.epochs), device=str(result.device))
+        report(prep.plan.describe())
+    _check_device(device)
+    fitted = family.fit(FitJob(
+        target=prep.target, coords=prep.coords, config=prep.plan.config,
+        budget=prep.plan.payload_bytes, mask=prep.mask, preset=prep.meta["encoder"]["preset"],
+        epochs=epochs, device=device, seed=seed, progress=progress,
+    ))
+    meta_, raw, budget = prep.meta, prep.raw, prep.budget
+    meta_mod.set_model(meta_, family.id, family.config_to_json(fitted.config),
+                   iterations=fitted.iterations, device=fitted.device)
     # The metadata is deflated, so recording the measured figures can change its size by a
     # few bytes; land with a small margin, and should the final file still be over budget,
     # land again tighter and measure again.
     limit = budget - rate.FIGURES_MARGIN
-    sensitivity = quantization_sensitivity(result.config, tensors, coords, device="cpu")
     for _ in range(4):
-        landed = rate.land(meta, tensors, raw, limit, sensitivity)
+        payload = family.land(fitted, lambda p: _pack(meta_, p, raw), limit)
         # Measure what a decoder will really produce, through the decoder's own code path.
-        decoded = decode(landed.data)
-        quality = metrics.quality(cube.data, decoded.data, mask)
-        meta["quality"] = {k: round(float(v), 4) for k, v in quality.items()}
-        data = codec.pack(meta, tensors, bits=landed.bits, raw=raw)
+        decoded = decode(_pack(meta_, payload, raw))
+        quality = metrics.quality(cube.data, decoded.data, prep.mask)
+        meta_mod.set_quality(meta_, quality)
+        data = _pack(meta_, payload, raw)
         if len(data) <= budget:
             break
         limit -= len(data) - budget + rate.FIGURES_MARGIN
@@ -216,64 +212,25 @@ def encode(
         raise RateError(f"could not land the file within {budget} bytes")
     return EncodeResult(
         data=data,
-        meta=meta,
+        meta=meta_,
         shape=cube.shape,
         bits_per_sample=cube.bits_per_sample,
         seconds=time.perf_counter() - start,
         quality=quality,
-        fit_psnr=float(result.best_psnr),
+        fit_psnr=float(fitted.fit_psnr),
     )
 
 
-def quantization_sensitivity(
-    config: Any,
-    tensors: dict[str, np.ndarray],
-    coords: np.ndarray,
-    *,
-    device: str = "cpu",
-    probe_bands: int = 8,
-    probe_bits: int = 6,
-) -> dict[str, float]:
-    """How much each tensor's quantization noise shows in the decoded bands.
+def _check_device(device: str) -> None:
+    """Refuse a device this machine does not have before any work is done."""
+    if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
+        raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda", option="device")
+    if str(device).startswith("cuda"):
+        import torch
 
-    Coarsening one tensor to ``probe_bits`` while the rest stay exact and measuring the
-    mean squared change of a few decoded bands gives that tensor's weight in the rate
-    allocation; rescaled to what the same tensor would cost at 8 bits.
-    """
-    from hsz.codec import quantize
-    from hsz.model import get_model
-
-    entry = get_model("hiner")
-    picks = np.unique(np.linspace(0, coords.size - 1, min(probe_bands, coords.size)).round())
-    query = coords[picks.astype(int)]
-
-    def render(ts: dict[str, np.ndarray]) -> np.ndarray:
-        decoder = {n[len("decoder."):]: t for n, t in ts.items() if n.startswith("decoder.")}
-        bands = entry.render(config, decoder, ts["embeddings"], coords, query, device=device)
-        return np.stack(list(bands))
-
-    reference = render(tensors)
-    scale = 4.0 ** (8 - probe_bits)
-    out: dict[str, float] = {}
-    for name, t in tensors.items():
-        coarse = dict(tensors)
-        coarse[name] = quantize(name, t, bits=probe_bits).dequantize().reshape(t.shape)
-        out[name] = float(np.mean((render(coarse) - reference) ** 2)) / scale
-    return out
-
-
-def model_tensors(decoder: dict[str, np.ndarray], embeddings: np.ndarray) -> dict[str, np.ndarray]:
-    """The arrays a decoder needs, under the names the file uses for them."""
-    tensors = {f"decoder.{name}": np.asarray(t, dtype=np.float32) for name, t in decoder.items()}
-    tensors["embeddings"] = np.asarray(embeddings, dtype=np.float32)
-    return tensors
-
-
-def coords_meta(wavelengths: np.ndarray | None, bands: int) -> dict[str, Any]:
-    """How band coordinates were made, so a decoder can place any wavelength on the same axis."""
-    if wavelengths is None:
-        return {"rule": "index", "range": [0.0, float(max(bands - 1, 1))]}
-    return {"rule": "wavelength", "range": [float(wavelengths.min()), float(wavelengths.max())]}
+        if not torch.cuda.is_available():
+            raise UsageError("a CUDA device was requested but this machine has none; use "
+                             "cpu or auto", option="device")
 
 
 @dataclass
@@ -281,30 +238,35 @@ class Decoded:
     """What unpacking a file yields before any band is rendered."""
 
     meta: dict[str, Any]
-    tensors: dict[str, np.ndarray]
+    stored: Stored
     scale: BandScale
     mask: np.ndarray | None
     band_coords: np.ndarray
+
+    @property
+    def tensors(self) -> dict[str, np.ndarray]:
+        return self.stored.tensors
 
 
 def open_file(source: bytes | str | Path) -> Decoded:
     """Parse and validate a file's sections into arrays ready for rendering."""
     buf = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     unpacked = codec.unpack(buf)
-    meta = unpacked.meta
-    bands, rows, cols = check_meta(meta)
+    meta_ = unpacked.meta
+    bands, rows, cols = check_meta(meta_)
     raw = unpacked.raw
     for key in ("band_low", "band_high"):
         arr = raw.get(key)
         if arr is None or arr.shape != (bands,):
             raise FormatError(f"the file lacks a valid {key} array of {bands} values")
     scale = BandScale(raw["band_low"], raw["band_high"])
-    wl = source_wavelengths(meta)
+    wl = source_wavelengths(meta_)
+    own = {k: v for k, v in raw.items() if k not in _OWN_RAW}
     return Decoded(
-        meta=meta,
-        tensors=unpacked.tensors,
+        meta=meta_,
+        stored=Stored(unpacked.tensors, unpacked.grids, own),
         scale=scale,
-        mask=_mask_from_raw(raw, rows, cols),
+        mask=read_mask(raw, rows, cols),
         band_coords=spectral.band_coordinates(wl, bands),
     )
 
@@ -313,19 +275,19 @@ def query_coordinates(
     meta: dict[str, Any], wavelengths_nm: np.ndarray, *, extrapolate: bool = False
 ) -> np.ndarray:
     """Network coordinates for requested wavelengths, refusing those outside the encoded range."""
-    coords = meta.get("coords") or {}
-    if coords.get("rule") != "wavelength":
+    rule, lo, hi = meta_mod.coords_range(meta)
+    if rule != "wavelength":
         raise UsageError(
             "this file was encoded without wavelengths, so it can only be decoded at its own bands"
         )
-    lo, hi = (float(v) for v in coords["range"])
     w = np.asarray(wavelengths_nm, dtype=np.float64)
     outside = (w < lo - 1e-9) | (w > hi + 1e-9)
     if outside.any() and not extrapolate:
         bad = w[outside]
         raise UsageError(
             f"{bad.size} requested wavelength(s) ({bad.min():g}-{bad.max():g} nm) lie outside "
-            f"the encoded range {lo:g}-{hi:g} nm; pass --extrapolate to allow it"
+            f"the encoded range {lo:g}-{hi:g} nm; allow extrapolation to decode them anyway",
+            option="extrapolate",
         )
     return spectral.normalize(w, lo, hi)
 
@@ -354,14 +316,14 @@ def decode(
     else:
         query = query_coordinates(opened.meta, wavelengths, extrapolate=extrapolate)
         out = _resample(opened, query, out_dtype, device=device, progress=progress)
-    meta = opened.meta
-    nodata = meta.get("nodata")
+    meta_ = opened.meta
+    nodata = meta_.get("nodata")
     if opened.mask is not None and nodata is not None:
         fill = float(nodata)  # "nan"/"inf" strings parse too
         if out_dtype.kind == "f" or np.isfinite(fill):
             out[:, ~opened.mask] = out_dtype.type(fill)
     return cube_from_meta(
-        meta, out, wavelengths=wavelengths, resampled=wavelengths is not None
+        meta_, out, wavelengths=wavelengths, resampled=wavelengths is not None
     )
 
 
@@ -398,44 +360,32 @@ def _resample(
 def render_bands(
     opened: Decoded, query: np.ndarray, *, device: str = "cpu"
 ) -> Iterator[np.ndarray]:
-    """Decoded bands in [0, 1], one at a time, from the model the file names."""
-    from hsz.model import get_model
+    """Decoded bands in [0, 1], one at a time, from the model family the file names.
 
-    model = opened.meta["model"]
-    if not isinstance(model, dict) or not isinstance(model.get("id"), str):
-        raise FormatError("the metadata does not name the model that made this file")
+    A family reports stored arrays that do not fit its configuration with ValueError,
+    KeyError or TypeError; that is damage.  Anything else (out of memory, a device error)
+    is not the file's fault and is not reported as if it were.
+    """
+    model_id, config_json = meta_mod.model_entry(opened.meta)
+    family = _family(model_id, FormatError)
     try:
-        entry = get_model(model["id"])
-    except ValueError as exc:
-        raise FormatError(f"{exc}; this file needs a newer hsz") from None
-    try:
-        config = entry.config_from_json(model.get("config"))
+        config = family.config_from_json(config_json)
     except (TypeError, ValueError, KeyError) as exc:
         raise FormatError(f"the model configuration in the file is invalid: {exc}") from None
-    decoder = {
-        name[len("decoder."):]: t
-        for name, t in opened.tensors.items()
-        if name.startswith("decoder.")
-    }
-    embeddings = opened.tensors.get("embeddings")
-    if embeddings is None:
-        raise FormatError("the file has no embeddings tensor")
     try:
-        yield from entry.render(
-            config, decoder, embeddings, opened.band_coords, query, device=device
-        )
-    except (RuntimeError, ValueError, KeyError) as exc:
-        raise FormatError(f"the model tensors do not match their configuration: {exc}") from None
+        yield from family.render(config, opened.stored, opened.band_coords, query, device=device)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FormatError(f"the stored model does not match its configuration: {exc}") from None
 
 
 def describe(source: str | Path) -> dict[str, Any]:
     """Everything ``hsz info`` shows, read without decoding tensors or importing torch."""
     path = Path(source)
     info = codec.describe(path)
-    meta = info.get("meta") or {}
-    bands, rows, cols = check_meta(meta)
+    meta_ = info.get("meta") or {}
+    bands, rows, cols = check_meta(meta_)
     size = path.stat().st_size
-    bits = np.dtype(meta["dtype"]).itemsize * 8
+    bits = np.dtype(meta_["dtype"]).itemsize * 8
     info["file"] = str(path)
     info["bytes"] = size
     info["bpppb"] = metrics.bpppb(size, (bands, rows, cols))

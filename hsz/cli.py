@@ -112,9 +112,9 @@ class HszGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except UsageError as exc:
-            _fail(ctx, str(exc), 2)
+            _fail(ctx, _message(exc), 2)
         except HszError as exc:
-            _fail(ctx, str(exc), 1)
+            _fail(ctx, _message(exc), 1)
         except KeyboardInterrupt:
             _fail(ctx, "interrupted; no output was written", 130)
         except MemoryError:
@@ -125,6 +125,19 @@ class HszGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             _fail(ctx, f"internal error: {type(exc).__name__}: {exc} "
                        "(rerun with --verbose and report it)", 1)
+
+
+#: Library parameter names whose command-line spelling is not ``--`` plus the name.
+_FLAGS = {"size": "--size", "rgb": "--rgb"}
+
+
+def _message(exc: HszError) -> str:
+    """The library's message, pointing at the flag behind the parameter it names."""
+    option = getattr(exc, "option", None)
+    if not option:
+        return str(exc)
+    flag = _FLAGS.get(option, "--" + option.replace("_", "-"))
+    return f"{exc} ({flag})"
 
 
 def _fail(ctx: click.Context, message: str, code: int) -> None:
@@ -202,6 +215,29 @@ def cli() -> None:
 # -- encode -------------------------------------------------------------------------------------
 
 
+def _model_help() -> str:
+    from hsz.model import DEFAULT_MODEL, get_family, model_ids
+
+    listed = "; ".join(f"{i} = {get_family(i).summary}" for i in model_ids())
+    return f"Model family to fit (default {DEFAULT_MODEL}): {listed}."
+
+
+def _preset_help() -> str:
+    """Each family's presets as the family states them (torch is not imported)."""
+    from hsz.model import get_family, model_ids
+    from hsz.model.hiner_schedule import PRESETS
+
+    parts = []
+    for i in model_ids():
+        family = get_family(i)
+        said = "; ".join(f"{n} = {d}" for n, d in family.presets.items())
+        parts.append(f"{i}: {said} (default {family.default_preset})")
+    batch = PRESETS[get_family("hiner").default_preset].batch_cpu
+    return ("Trade encoding time for quality. " + ". ".join(parts)
+            + f" (for hiner, a step fits {batch} bands on CPU).")
+
+
+
 @cli.command(context_settings={"max_content_width": 100})
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @output_option("The .hsz file to write (default: INPUT with the suffix .hsz).", required=False)
@@ -211,11 +247,8 @@ def cli() -> None:
               help="Target file size in bytes, instead of --bpppb.")
 @click.option("--ratio", type=float, default=None,
               help="Target compression ratio against the source bit depth, instead of --bpppb.")
-@click.option("--preset", type=click.Choice(["fast", "balanced", "max"]), default="balanced",
-              show_default=True,
-              help="Trade encoding time for quality: fast = 100 epochs; balanced = 300 epochs "
-                   "and at least 10000 steps; max = 600 epochs and at least 20000 steps (a "
-                   "step fits 2 bands on CPU).")
+@click.option("--model", "model_id", metavar="ID", default=None, help=_model_help())
+@click.option("--preset", metavar="NAME", default=None, help=_preset_help())
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Fit for exactly this many epochs (overrides the preset).")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -227,7 +260,8 @@ def cli() -> None:
 @verbosity
 def encode(
     input_path: Path, output: Path | None, bpppb: float | None, size_bytes: int | None,
-    ratio: float | None, preset: str, epochs: int | None, seed: int, device: str | None,
+    ratio: float | None, model_id: str | None, preset: str | None, epochs: int | None,
+    seed: int, device: str | None,
     fmt: str | None, var: str | None, layout: str | None, in_wavelengths: str | None,
     nodata: float | None, overwrite: bool, as_json: bool,
 ) -> None:
@@ -250,7 +284,8 @@ def encode(
     if not cube.wavelengths_increasing:
         _note("note: the wavelengths are not strictly increasing; bands keep their order")
     with _progress("fitting", "epochs") as update:
-        result = api.encode(cube, bpppb=bpppb, size=size_bytes, ratio=ratio, preset=preset,
+        result = api.encode(cube, bpppb=bpppb, size=size_bytes, ratio=ratio, model=model_id,
+                            preset=preset,
                             epochs=epochs, device=device or "auto", seed=seed, progress=update,
                             report=_note if STATE.verbose else None)
     with atomic_outputs([output], overwrite) as (tmp,):

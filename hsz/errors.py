@@ -10,7 +10,16 @@ from __future__ import annotations
 
 
 class HszError(Exception):
-    """Base class: an operation failed for a reason the user can act on."""
+    """Base class: an operation failed for a reason the user can act on.
+
+    ``option`` names the request parameter at fault (a keyword of the library call, such
+    as ``"extrapolate"``), so that a front end can point at its own spelling of it (the CLI
+    adds ``--extrapolate``); messages themselves never name command-line flags.
+    """
+
+    def __init__(self, message: str = "", *, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class UsageError(HszError):
@@ -37,5 +46,5 @@ class RateError(HszError):
     """
 
     def __init__(self, message: str, smallest_bpppb: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, option="bpppb")
         self.smallest_bpppb = smallest_bpppb

@@ -15,7 +15,9 @@ def check_writable(paths: Sequence[Path], overwrite: bool) -> None:
     """Refuse before any work is done when an output exists and --overwrite was not given."""
     for p in paths:
         if p.exists() and not overwrite:
-            raise WriteError(f"{p} already exists; pass --overwrite to replace it")
+            raise WriteError(f"{p} already exists; it is replaced only when overwrite is "
+                             "asked for",
+                             option="overwrite")
         if p.exists() and p.is_dir():
             raise WriteError(f"{p} is a directory")
         parent = p.parent if str(p.parent) else Path(".")
@@ -45,7 +47,9 @@ def atomic_outputs(paths: Sequence[Path | str], overwrite: bool = False) -> Iter
         yield temps
         for t in targets:
             if t.exists() and not overwrite:
-                raise WriteError(f"{t} appeared while writing; pass --overwrite to replace it")
+                raise WriteError(f"{t} appeared while writing; it is replaced only when "
+                                 "overwrite is asked for",
+                                 option="overwrite")
         for tmp, t in zip(temps, targets, strict=True):
             if not tmp.exists():
                 raise WriteError(f"internal error: writer produced no {t.name}")

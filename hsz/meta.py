@@ -153,3 +153,67 @@ def cube_from_meta(
         transform=transform,  # type: ignore[arg-type]
         source_format=fmt if isinstance(fmt, str) else None,
     )
+
+
+#: A number whose JSON text is at least as long as any quality figure recorded.
+_WIDEST = -99999999.9999
+QUALITY_KEYS = ("psnr_band_mean", "psnr_global", "sam_deg")
+
+
+def coords_meta(wavelengths: np.ndarray | None, bands: int) -> dict[str, Any]:
+    """How band coordinates were made, so a decoder can place any wavelength on the same axis."""
+    if wavelengths is None:
+        return {"rule": "index", "range": [0.0, float(max(bands - 1, 1))]}
+    return {"rule": "wavelength", "range": [float(wavelengths.min()), float(wavelengths.max())]}
+
+
+def encode_meta(cube: Cube, *, hsz_version: str, preset: str, seed: int) -> dict[str, Any]:
+    """The metadata an encode starts from, with placeholders for what the fit decides.
+
+    Quality is only known at the end; placeholders at least as wide as any real figure keep
+    the sizes computed before then close to the final file's.  No timing is recorded, so
+    the same cube, options and seed give the same file on the same machine.
+    """
+    return {
+        **cube_meta(cube),
+        "coords": coords_meta(cube.wavelengths, cube.bands),
+        "encoder": {
+            "hsz_version": hsz_version, "preset": preset, "seed": int(seed),
+            "epochs": 10**7, "device": "cuda:00",
+        },
+        "quality": dict.fromkeys(QUALITY_KEYS, _WIDEST),
+    }
+
+
+def set_model(meta: dict[str, Any], model_id: str, config: dict[str, Any], *,
+              iterations: int, device: str) -> None:
+    """Record the fitted model and how it was fitted."""
+    meta["model"] = {"id": model_id, "config": config}
+    meta["encoder"].update(epochs=int(iterations), device=str(device))
+
+
+def set_quality(meta: dict[str, Any], quality: dict[str, float]) -> None:
+    """Record the decoded file's measured quality (rounded: the figures are for people)."""
+    meta["quality"] = {k: round(float(v), 4) for k, v in quality.items()}
+
+
+def model_entry(meta: dict[str, Any]) -> tuple[str, Any]:
+    """The model id and its JSON config; FormatError when the metadata names none."""
+    model = meta.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("id"), str):
+        raise FormatError("the metadata does not name the model that made this file")
+    return model["id"], model.get("config")
+
+
+def coords_range(meta: dict[str, Any]) -> tuple[str, float, float]:
+    """The coordinate rule and the wavelength range it maps to [0, 1]."""
+    coords = meta.get("coords")
+    if not isinstance(coords, dict) or coords.get("rule") not in ("index", "wavelength"):
+        raise FormatError("metadata coords must name the rule 'index' or 'wavelength'")
+    rng = coords.get("range")
+    if not isinstance(rng, list) or len(rng) != 2:
+        raise FormatError("metadata coords range must be two numbers")
+    lo = _float_from(rng[0], "coords")
+    hi = _float_from(rng[1], "coords")
+    assert lo is not None and hi is not None
+    return coords["rule"], lo, hi

@@ -123,15 +123,17 @@ def choose_rgb(cube: Cube, wavelengths: Sequence[float] | None = None) -> RgbCho
     if wavelengths is not None:
         wanted = [float(v) for v in wavelengths]
         if len(wanted) != 3:
-            raise UsageError(f"--rgb needs three values (red, green, blue); got {len(wanted)}")
+            raise UsageError(f"the colour choice needs three values (red, green, blue); "
+                             f"got {len(wanted)}", option="rgb")
     if cube.wavelengths is None:
         if wavelengths is None:
             return RgbChoice(_spread_bands(cube.bands), None, "spread",
                              "the cube has no wavelengths: bands spread over the axis")
         if not all(v.is_integer() and 1 <= v <= cube.bands for v in wanted):
             raise UsageError(
-                f"the cube has no wavelengths, so --rgb must give three band numbers from 1 to "
-                f"{cube.bands}; got {','.join(f'{v:g}' for v in wanted)}"
+                f"the cube has no wavelengths, so the colour choice must be three band numbers "
+                f"from 1 to {cube.bands}; got {','.join(f'{v:g}' for v in wanted)}",
+                option="rgb",
             )
         picked = tuple(int(v) - 1 for v in wanted)
         return RgbChoice(picked, None, "band number")  # type: ignore[arg-type]

@@ -1,14 +1,16 @@
-"""Rate control: size the network from a byte budget, then make the coded file land on it.
+"""Rate control: turn a byte budget into a model size, then land the coded file on it.
 
-The promise is about the file on disk, so both steps count every byte: the container,
-the metadata, the per-band scales and masks, and the coded tensors.  Planning uses an
-estimate of the coded bits per parameter; landing then adjusts per-tensor bit depths
-on the real coded sizes, so the estimate only has to be close, not exact.
+The promise is about the file on disk, so every step counts every byte: the container, the
+metadata, the per-band scales and masks, and the coded payload.  What is not specific to a
+model family lives here: the side-information arithmetic, the smallest-rate refusal, and
+per-tensor bit allocation for families that store min–max quantized tensors.  How many
+bytes a given network codes to is the family's own estimate (:meth:`ModelFamily.plan`);
+landing then works on the real coded sizes, so the estimate only has to be close.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +19,6 @@ import numpy as np
 from hsz import codec
 from hsz.errors import RateError
 
-#: Coded bits per stored value at 8-bit quantization, measured on fitted HINER networks for
-#: Indian Pines (6.2-6.9 from 0.05 to 1 bpppb; examples/results/rate.jsonl); used only to
-#: size the network, since landing then works on the real coded sizes.
-CODED_BITS_PER_PARAM = 6.6
 #: Bytes the model configuration adds to the metadata once the network is chosen.
 META_ALLOWANCE = 400
 #: Bytes kept free when landing for the quality figures written afterwards (deflated text).
@@ -36,21 +34,21 @@ LOW_WATER = 0.9
 class Plan:
     """The network chosen for a budget and the arithmetic behind the choice."""
 
+    model: str
     config: Any
     target_bytes: int
     overhead_bytes: int
-    param_budget: int
-    params: int
+    payload_bytes: int
 
     def describe(self) -> str:
         return (
             f"budget {self.target_bytes} B: {self.overhead_bytes} B of side information, "
-            f"{self.param_budget} parameters planned, network has {self.params}"
+            f"{self.payload_bytes} B for the {self.model} model"
         )
 
 
-def side_bytes(base_meta: dict[str, Any], raw: dict[str, np.ndarray]) -> int:
-    """Bytes the file spends before any network parameter: container, metadata, scales."""
+def side_bytes(base_meta: dict[str, Any], raw: Mapping[str, np.ndarray]) -> int:
+    """Bytes the file spends before any model payload: container, metadata, scales."""
     return len(codec.pack(base_meta, {}, raw=raw)) + META_ALLOWANCE
 
 
@@ -58,65 +56,32 @@ def plan(
     shape: tuple[int, int, int],
     target_bytes: int,
     base_meta: dict[str, Any],
-    raw: dict[str, np.ndarray],
+    raw: Mapping[str, np.ndarray],
+    *,
+    model: str = "hiner",
 ) -> Plan:
-    from hsz.model.arch import param_counts, size_for_budget
+    """Size ``model``'s network for a whole-file budget of ``target_bytes``.
 
-    bands, rows, cols = shape
+    Raises :class:`RateError` with the smallest achievable rate when even the family's
+    smallest network does not fit.
+    """
+    from hsz.model import get_family
+
+    family = get_family(model)
     overhead = side_bytes(base_meta, raw)
-    budget = int((target_bytes - overhead) * 8 / CODED_BITS_PER_PARAM)
-    config = _fitting_config(size_for_budget, param_counts, shape, budget)
+    payload = target_bytes - overhead
+    config = family.plan(shape, payload) if payload > 0 else None
     if config is None:
-        smallest = _stored(param_counts, _smallest_config(size_for_budget, shape))
-        rate = 8.0 * (overhead + smallest * CODED_BITS_PER_PARAM / 8) / float(np.prod(shape))
+        smallest = overhead + family.smallest_payload_bytes(shape)
+        rate = 8.0 * smallest / float(np.prod(shape))
+        bands, rows, cols = shape
         raise RateError(
-            f"a {target_bytes}-byte file cannot hold even the smallest model for a "
+            f"a {target_bytes}-byte file cannot hold even the smallest {family.id} model for a "
             f"{bands}x{rows}x{cols} cube; the smallest achievable rate is about "
             f"{rate:.4f} bpppb",
             smallest_bpppb=rate,
         )
-    return Plan(config, target_bytes, overhead, budget, _stored(param_counts, config))
-
-
-def _stored(param_counts: Any, config: Any) -> int:
-    counts = param_counts(config)
-    return int(counts["decoder"] + counts["embeddings"])
-
-
-def _smallest_config(size_for_budget: Any, shape: tuple[int, int, int]) -> Any:
-    """The smallest network the sizing can build for this shape.
-
-    The sizing refuses a too-small budget with a message naming the smallest count; asking
-    for exactly that count yields the network.
-    """
-    try:
-        return size_for_budget(*shape, 1)
-    except ValueError as exc:
-        found = re.search(r"\((\d+) parameters\)", str(exc))
-        if found is None:
-            raise
-        return size_for_budget(*shape, int(found.group(1)))
-
-
-def _fitting_config(size_for_budget: Any, param_counts: Any, shape: tuple[int, int, int],
-                    budget: int) -> Any | None:
-    """The sizing's network, shrunk until its stored values really fit; None if none does.
-
-    The sizing rounds widths and grids, so it can land a little over; asking again with a
-    proportionally smaller budget converges in a step or two.
-    """
-    ask = max(budget, 1)
-    for _ in range(12):
-        try:
-            config = size_for_budget(*shape, ask)
-        except ValueError:
-            break
-        stored = _stored(param_counts, config)
-        if stored <= budget:
-            return config
-        ask = max(1, int(ask * budget / stored * 0.98))
-    smallest = _smallest_config(size_for_budget, shape)
-    return smallest if _stored(param_counts, smallest) <= budget else None
+    return Plan(family.id, config, target_bytes, overhead, payload)
 
 
 @dataclass
@@ -134,27 +99,43 @@ def land(
     target_bytes: int,
     sensitivity: dict[str, float] | None = None,
 ) -> Landed:
+    """Pack ``tensors`` with ``meta`` and ``raw`` at the bit depths :func:`allocate_bits`
+    chooses for ``target_bytes``."""
+
+    def size_of(bits: dict[str, int]) -> int:
+        return len(codec.pack(meta, tensors, bits=bits, raw=raw))
+
+    bits = allocate_bits(tensors, size_of, target_bytes, sensitivity)
+    return Landed(codec.pack(meta, tensors, bits=bits, raw=raw), bits)
+
+
+def allocate_bits(
+    tensors: Mapping[str, np.ndarray],
+    size_of: Callable[[dict[str, int]], int],
+    target_bytes: int,
+    sensitivity: Mapping[str, float] | None = None,
+) -> dict[str, int]:
     """Choose per-tensor bit depths so the file is as good as it can be within the budget.
 
-    Each tensor's contribution to the output error is modelled as
-    ``sensitivity[name] * 4**(8 - bits)`` (uniform quantization noise falls 6 dB a bit), with
-    sensitivities measured by the caller (the output error when that tensor alone is coarsened)
-    or, when absent, approximated from the tensor's size and spread.  Starting from 8 bits,
-    while the file is over budget, the bit that costs least error per byte saved is taken;
-    then, while any tensor can take one more bit within the budget, the bit that buys most
-    error per byte is added.
+    ``size_of(bits)`` is the whole file's size at those depths.  Each tensor's contribution
+    to the output error is modelled as ``sensitivity[name] * 4**(8 - bits)`` (uniform
+    quantization noise falls 6 dB a bit), with sensitivities measured by the family (the
+    output error when that tensor alone is coarsened) or, when absent, approximated from the
+    tensor's size and spread.  Starting from 8 bits, while the file is over budget, the bit
+    that costs least error per byte saved is taken; then, while any tensor can take one more
+    bit within the budget, the bit that buys most error per byte is added.
     """
     sens = sensitivity or {
         name: float(t.size) * (float(np.ptp(t)) if t.size else 0.0) ** 2
         for name, t in tensors.items()
     }
     bits = {name: 8 for name in tensors}
-    data = codec.pack(meta, tensors, bits=bits, raw=raw)
+    size = size_of(bits)
 
     def noise(name: str, depth: int) -> float:
         return sens.get(name, 0.0) * 4.0 ** (8 - depth)
 
-    while len(data) > target_bytes:
+    while size > target_bytes:
         best: tuple[float, str] | None = None
         for name, t in tensors.items():
             depth = bits[name]
@@ -166,11 +147,11 @@ def land(
                 best = (score, name)
         if best is None:
             raise RateError(
-                f"the fitted model needs {len(data)} bytes even at {MIN_DEPTH} bits per "
+                f"the fitted model needs {size} bytes even at {MIN_DEPTH} bits per "
                 f"value; the budget is {target_bytes}"
             )
         bits[best[1]] -= 1
-        data = codec.pack(meta, tensors, bits=bits, raw=raw)
+        size = size_of(bits)
 
     # Spend what is left: a bit more for the tensors where it buys the most, while any fits.
     tried: set[str] = set()
@@ -187,10 +168,10 @@ def land(
         if best is None:
             break
         bits[best[1]] += 1
-        grown = codec.pack(meta, tensors, bits=bits, raw=raw)
-        if len(grown) > target_bytes:
+        grown = size_of(bits)
+        if grown > target_bytes:
             bits[best[1]] -= 1
             tried.add(best[1])
             continue
-        data = grown
-    return Landed(data, bits)
+        size = grown
+    return bits

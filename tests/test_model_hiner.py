@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsz.model import MODELS, get_model
+from hsz.model import get_family, model_ids
 from hsz.model.arch import HinerConfig, param_counts
 from hsz.model.hiner import Hiner, build_decoder, decoder_state
 
@@ -99,9 +99,9 @@ def test_build_decoder_rejects_mismatched_tensors() -> None:
 
 
 def test_registry_by_stable_id() -> None:
-    assert "hiner" in MODELS
-    entry = get_model("hiner")
-    assert entry.model_id == "hiner"
-    assert entry.config_from_json(_cfg().to_json()) == _cfg()
+    assert "hiner" in model_ids()
+    family = get_family("hiner")
+    assert family.id == "hiner"
+    assert family.config_from_json(_cfg().to_json()) == _cfg()
     with pytest.raises(ValueError, match="hiner"):
-        get_model("nerv")
+        get_family("nerv")

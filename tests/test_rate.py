@@ -9,14 +9,15 @@ import torch
 from hsz import api, codec, rate
 from hsz.cube import Cube
 from hsz.errors import RateError, UsageError
-from hsz.meta import cube_meta
+from hsz.meta import coords_meta, cube_meta
 from hsz.model.hiner import Hiner, decoder_state
+from hsz.model.hiner_family import CODED_BITS_PER_PARAM, model_tensors, stored_values
 from hsz.normalize import band_scale
 
 
 def _side(cube: Cube) -> tuple[dict, dict]:
     scale = band_scale(cube, None)
-    meta = {**cube_meta(cube), "coords": api.coords_meta(cube.wavelengths, cube.bands)}
+    meta = {**cube_meta(cube), "coords": coords_meta(cube.wavelengths, cube.bands)}
     return meta, {"band_low": scale.low, "band_high": scale.high}
 
 
@@ -25,7 +26,7 @@ def _untrained_tensors(config, coords: np.ndarray, seed: int = 0) -> dict[str, n
     model = Hiner(config)
     with torch.no_grad():
         emb = model.embed(torch.as_tensor(coords, dtype=torch.float32)).numpy()
-    return api.model_tensors(decoder_state(model), emb)
+    return model_tensors(decoder_state(model), emb)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ def test_planned_network_lands_in_the_window(bands: int, rows: int, cols: int, b
     meta, raw = _side(cube)
     budget = api.target_bytes(cube.shape, bpppb=bpppb)
     plan = rate.plan(cube.shape, budget, meta, raw)
-    assert plan.params <= plan.param_budget
+    assert stored_values(plan.config) <= int(plan.payload_bytes * 8 / CODED_BITS_PER_PARAM)
     coords = np.linspace(0, 1, bands)
     tensors = _untrained_tensors(plan.config, coords)
     meta["model"] = {"id": "hiner", "config": plan.config.to_json()}
@@ -75,7 +76,7 @@ def test_too_small_a_budget_names_the_smallest_rate() -> None:
     smallest = err.value.smallest_bpppb
     assert f"{smallest:.4f} bpppb" in str(err.value)
     enough = int(smallest * 1.01 * cube.data.size / 8) + 1
-    assert rate.plan(cube.shape, enough, meta, raw).params > 0
+    assert stored_values(rate.plan(cube.shape, enough, meta, raw).config) > 0
     with pytest.raises(RateError):
         rate.plan(cube.shape, int(smallest * 0.95 * cube.data.size / 8), meta, raw)
 

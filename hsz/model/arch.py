@@ -36,6 +36,18 @@ _MAX_EMBED_VALUES = 400_000_000
 _MAX_FRAME_PIXELS = 1 << 30
 
 
+class BudgetTooSmall(ValueError):
+    """No network fits the budget; ``smallest`` is the fewest stored values any network needs.
+
+    A ValueError still, for callers that only care that sizing failed; rate control reads
+    ``smallest`` instead of the message.
+    """
+
+    def __init__(self, message: str, *, smallest: int) -> None:
+        super().__init__(message)
+        self.smallest = smallest
+
+
 @dataclass(frozen=True)
 class HinerConfig:
     """Every number needed to rebuild one HINER network exactly.
@@ -472,8 +484,9 @@ def size_for_budget(
                     )
                     best = (key, cfg)
     if best is None:
-        raise ValueError(
+        raise BudgetTooSmall(
             f"a budget of {budget_params} parameters is below the smallest model for "
-            f"{bands} bands of {height}x{width} ({int(smallest)} parameters)"
+            f"{bands} bands of {height}x{width} ({int(smallest)} parameters)",
+            smallest=int(smallest),
         )
     return best[1]
