@@ -3,10 +3,12 @@
 Uses only the Python standard library and numpy; it does not import hsz or constriction.
 It checks every CRC, parses the metadata, the tensor directory and the raw arrays, and
 decodes the tensors with a plain-Python ANS decoder (SPEC.md §6.2) -- slow, but it proves
-the specification is complete.
+the specification is complete.  Format 1.1 grids (``LATS``, SPEC.md §6.3) are decoded too:
+their context network is evaluated here with numpy integers from the spec's rule, so every
+symbol of every file is checked without hsz.
 
     python format/reader.py FILE.hsz            # print the info as JSON
-    python format/reader.py --tensors FILE.hsz  # also decode and summarize every tensor
+    python format/reader.py --tensors FILE.hsz  # also decode and summarize every tensor/grid
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 
 SIGNATURE = b"\x89HSZ\r\n\x1a\n"
-KNOWN = {"META", "TDIR", "TDAT", "RAWA"}
+KNOWN = {"META", "TDIR", "TDAT", "RAWA", "LATS"}
 METHODS = ["raw", "const", "categorical", "geometric", "gaussian"]
 RAW_DTYPES = {1: "<f4", 2: "<f8", 3: "<f2", 4: "<i1", 5: "<i2", 6: "<i4", 7: "<i8",
               8: "<u1", 9: "<u2", 10: "<u4", 11: "<u8", 12: "|b1"}
@@ -181,7 +183,7 @@ def info(buf: bytes) -> dict[str, Any]:
     tensors = parse_tdir(by_type["TDIR"]["payload"], c["length"])
     if sum(e["bytes"] for e in tensors) != by_type["TDAT"]["length"]:
         raise ReaderError("TDIR block lengths do not sum to TDAT")
-    return {
+    out = {
         "format": f"{c['major']}.{c['minor']}",
         "total_bytes": c["length"],
         "header_bytes": 32 + 28 * len(c["sections"]),
@@ -192,6 +194,9 @@ def info(buf: bytes) -> dict[str, Any]:
         "raw": [{"name": k, "dtype": v.dtype.name, "shape": list(v.shape)}
                 for k, v in raw.items()],
     }
+    if "LATS" in by_type:
+        out["grids"] = [g["info"] for g in parse_lats(by_type["LATS"]["payload"])]
+    return out
 
 
 # ---------------------------------------------------------------------------- tensors
@@ -316,6 +321,191 @@ def decode_tensors(buf: bytes) -> dict[str, np.ndarray]:
     return out
 
 
+# ---------------------------------------------------------------------------- grids (1.1)
+
+#: SPEC §6.3: float32 bit patterns of the 64 scale-table decays a_t.
+DECAYS = [
+    0x39AFE108, 0x3A527E97, 0x3AE50A4F, 0x3B64F306, 0x3BD432E4, 0x3C37DDF0, 0x3C960AAE, 0x3CE82286,
+    0x3D2B38F8, 0x3D7218DE, 0x3DA4CEAB, 0x3DD8F4C1, 0x3E0A9555, 0x3E2C6017, 0x3E515CFE, 0x3E78F398,
+    0x3E913E09, 0x3EA6A4FC, 0x3EBC5AB2, 0x3ED2111E, 0x3EE7829F, 0x3EFC7380, 0x3F085950, 0x3F120CB4,
+    0x3F1B4598, 0x3F23FA31, 0x3F2C24AE, 0x3F33C2A0, 0x3F3AD463, 0x3F415C91, 0x3F475F7D, 0x3F4CE2C4,
+    0x3F51ECE8, 0x3F5684FF, 0x3F5AB270, 0x3F5E7CBB, 0x3F61EB51, 0x3F650575, 0x3F67D223, 0x3F6A5801,
+    0x3F6C9D52, 0x3F6EA7F6, 0x3F707D60, 0x3F72229D, 0x3F739C52, 0x3F74EEC2, 0x3F761DD2, 0x3F772D0C,
+    0x3F781FAB, 0x3F78F89B, 0x3F79BA7F, 0x3F7A67BA, 0x3F7B0275, 0x3F7B8C9F, 0x3F7C07F5, 0x3F7C760A,
+    0x3F7CD845, 0x3F7D2FE8, 0x3F7D7E16, 0x3F7DC3D0, 0x3F7E01FF, 0x3F7E3972, 0x3F7E6AE2, 0x3F7E96F6,
+]
+
+
+class AnsStream:
+    """The §6.2 decoding loop, kept open across several models (one stream per grid)."""
+
+    def __init__(self, words: list[int]) -> None:
+        self.words, self.k, self.state = words, len(words), 0
+        if self.k:
+            if words[-1] == 0:
+                raise ReaderError("ANS stream ends in a zero word")
+            self.state = words[self.k - 1]
+            self.k -= 1
+            while self.k and self.state < 2**32:
+                self.state = (self.state << 32) | words[self.k - 1]
+                self.k -= 1
+
+    def decode(self, c: list[int], count: int) -> list[int]:
+        out = []
+        for _ in range(count):
+            z = self.state & (2**24 - 1)
+            s = bisect.bisect_right(c, z) - 1
+            self.state = (self.state >> 24) * (c[s + 1] - c[s]) + z - c[s]
+            if self.state < 2**32 and self.k:
+                self.state = (self.state << 32) | self.words[self.k - 1]
+                self.k -= 1
+            out.append(s)
+        return out
+
+    def finish(self) -> None:
+        if self.k or self.state:
+            raise ReaderError("grid ANS stream not exhausted")
+
+
+_TABLES: dict[tuple[int, int], list[int]] = {}
+
+
+def table(t: int, bits: int) -> list[int]:
+    """CDF of scale table t over residuals -(2^b - 1) .. 2^b - 1 (SPEC §6.3)."""
+    if (t, bits) not in _TABLES:
+        a = struct.unpack("<f", struct.pack("<I", DECAYS[t]))[0]
+        span = 2**bits - 1
+        g = side(span, True, a)
+        _TABLES[(t, bits)] = cdf(g[::-1] + g[1:])
+    return _TABLES[(t, bits)]
+
+
+def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: int
+                  ) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """SPEC §6.3 feature rows for pass ``parity`` of channel c, written out position by
+    position (no shared code with hsz)."""
+    _, h, w = grid.shape
+
+    def at(ch: int, y: int, x: int) -> int:
+        if ch < 0 or not (0 <= y < h and 0 <= x < w):
+            return 0
+        return int(grid[ch, y, x])
+
+    rows, where = [], []
+    for y in range(h):
+        for x in range(w):
+            if (y + x) % 2 != parity:
+                continue
+            f = [0, 0, 0, 0]
+            if parity == 1:
+                f = [at(c, y - 1, x), at(c, y + 1, x), at(c, y, x - 1), at(c, y, x + 1)]
+            f += [at(c - 1, y, x), at(c - 1, y - 1, x), at(c - 1, y + 1, x),
+                  at(c - 1, y, x - 1), at(c - 1, y, x + 1)]
+            if guide is not None:
+                gc, gh, gw = guide.shape
+                f += [int(guide[k, (y * gh) // h, (x * gw) // w]) for k in range(gc)]
+            rows.append(f)
+            where.append((y, x))
+    return where, np.array(rows, dtype=np.int64).reshape(len(rows), -1)
+
+
+def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    frac, lim = net["frac"], 2**30
+    h = np.clip(feats * 2**frac, -lim, lim)
+    for i, (w, b) in enumerate(net["layers"]):
+        acc = h @ w.T + b * 2**frac
+        h = np.clip(np.floor_divide(acc, 2**frac), -lim, lim)
+        if i < len(net["layers"]) - 1:
+            h = np.maximum(h, 0)
+    mu = h[:, 0] + net["channel_bias"][c, 0]
+    ls = h[:, 1] + net["channel_bias"][c, 1]
+    half = 2**frac // 2
+    centre = np.clip(np.floor_divide(mu + half, 2**frac), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    t = np.clip(np.floor_divide(ls * 6 + half, 2**frac) + 18, 0, 63)
+    return centre, t
+
+
+def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
+    cur = Bytes(payload, "LATS")
+    out: list[dict[str, Any]] = []
+    grids: dict[str, np.ndarray | list[int]] = {}
+    for _ in range(cur.num("I")):
+        name = cur.name()
+        if name in grids:
+            raise ReaderError(f"grid {name} repeated")
+        shape = cur.shape()
+        if len(shape) != 3 or 0 in shape:
+            raise ReaderError(f"grid {name}: shape {shape}")
+        bits, rule = cur.num("B"), cur.num("B")
+        if not 2 <= bits <= 16 or rule != 0:
+            raise ReaderError(f"grid {name}: bits {bits}, rule {rule}")
+        n = cur.num("H")
+        guide = cur.take(n).decode("utf-8") if n else None
+        if guide is not None and guide not in grids:
+            raise ReaderError(f"grid {name}: guide {guide} is not an earlier grid")
+        width = 9 + (len(grids[guide]) if guide is not None else 0)
+        frac, n_layers = cur.num("B"), cur.num("B")
+        if frac > 12 or not 1 <= n_layers <= 4:
+            raise ReaderError(f"grid {name}: frac {frac}, {n_layers} layers")
+        layers = []
+        for _ in range(n_layers):
+            o, i = cur.num("H"), cur.num("H")
+            if i != width or not 1 <= o <= 256:
+                raise ReaderError(f"grid {name}: layer {o}x{i} after width {width}")
+            w = np.frombuffer(cur.take(2 * o * i), "<i2").astype(np.int64).reshape(o, i)
+            b = np.frombuffer(cur.take(4 * o), "<i4").astype(np.int64)
+            layers.append((w, b))
+            width = o
+        if width != 2:
+            raise ReaderError(f"grid {name}: the network ends with {width} outputs")
+        cb = np.frombuffer(cur.take(4 * shape[0]), "<i2").astype(np.int64).reshape(shape[0], 2)
+        length = cur.num("Q")
+        stream = cur.take(length)
+        if length % 4:
+            raise ReaderError(f"grid {name}: stream is not whole words")
+        net = {"frac": frac, "layers": layers, "channel_bias": cb}
+        entry = {"info": {"name": name, "shape": shape, "bits": bits, "guide": guide,
+                          "context_layers": [list(w.shape) for w, _ in layers],
+                          "bytes": length}}
+        if decode:
+            ans = AnsStream(list(struct.unpack(f"<{length // 4}I", stream)))
+            grid = np.zeros(shape, dtype=np.int64)
+            g = grids[guide] if guide is not None else None
+            for c in range(shape[0]):
+                for parity in (0, 1):
+                    where, feats = grid_features(grid, g, c, parity)  # type: ignore[arg-type]
+                    centre, t = run_net(net, feats, c, bits)
+                    values = [0] * len(where)
+                    for tab in sorted(set(int(v) for v in t)):
+                        idx = [j for j in range(len(where)) if t[j] == tab]
+                        syms = ans.decode(table(tab, bits), len(idx))
+                        for j, sym in zip(idx, syms, strict=True):
+                            values[j] = sym - (2**bits - 1) + int(centre[j])
+                    for (y, x), v in zip(where, values, strict=True):
+                        grid[c, y, x] = v
+            ans.finish()
+            if grid.min() < -(2 ** (bits - 1)) or grid.max() > 2 ** (bits - 1) - 1:
+                raise ReaderError(f"grid {name}: levels leave the {bits}-bit range")
+            entry["levels"] = grid.astype(np.int32)
+            grids[name] = grid
+        else:
+            grids[name] = [0] * shape[0]  # only the channel count matters for the layout
+        out.append(entry)
+    cur.end()
+    return out
+
+
+def decode_grids(buf: bytes) -> dict[str, np.ndarray]:
+    """Every LATS grid as int32 levels, by name, in section order (SPEC §6.3)."""
+    c = parse_container(buf)
+    by_type = {s["type"]: s for s in c["sections"]}
+    if "LATS" not in by_type:
+        return {}
+    return {g["info"]["name"]: g["levels"]
+            for g in parse_lats(by_type["LATS"]["payload"], decode=True)}
+
+
 def main(argv: list[str]) -> int:
     want_tensors = "--tensors" in argv
     paths = [a for a in argv if a != "--tensors"]
@@ -324,9 +514,10 @@ def main(argv: list[str]) -> int:
             buf = fh.read()
         result = info(buf)
         if want_tensors:
+            arrays = {**decode_tensors(buf), **decode_grids(buf)}
             result["decoded"] = {k: {"shape": list(v.shape), "min": float(v.min(initial=0)),
                                      "max": float(v.max(initial=0))}
-                                 for k, v in decode_tensors(buf).items()}
+                                 for k, v in arrays.items()}
         print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 

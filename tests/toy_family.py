@@ -58,8 +58,12 @@ class ToyLinear(ModelFamily):
         top = (1 << (GRID_BITS - 1)) - 1
         levels = np.clip(np.rint(scores / step), -top - 1, top).astype(np.int32)
         spread = np.log2(np.abs(levels).reshape(levels.shape[0], -1).mean(axis=1) + 0.5)
-        net = IntNet.from_float([np.zeros((2, 9))], [np.zeros(2)],
-                                np.stack([np.zeros_like(spread), spread], axis=1))
+        # Centre: the mean of the four neighbours (decoded in the odd pass), through a ReLU
+        # pair so that negative means survive; scale: a per-channel constant.
+        avg = np.array([0.25] * 4 + [0.0] * 5)
+        net = IntNet.from_float([np.stack([avg, -avg]), np.array([[1.0, -1.0], [0.0, 0.0]])],
+                                [np.zeros(2), np.zeros(2)],
+                                np.stack([np.zeros_like(spread), spread - 1.0], axis=1))
         return Payload(
             tensors={"basis": fitted.state["basis"].astype(np.float32),
                      "mean": fitted.state["mean"].astype(np.float32)},
