@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from hsz import __version__, codec, metrics, spectral
+from hsz.codec.binio import DAMAGED
+from hsz.codec.container import check_integrity, damage_summary
 from hsz.cube import Cube
 from hsz.errors import FormatError, RateError, UsageError
 from hsz.meta import check_meta, cube_from_meta, cube_meta, source_wavelengths
@@ -429,9 +431,21 @@ def render_bands(
 
 
 def describe(source: str | Path) -> dict[str, Any]:
-    """Everything ``hsz info`` shows, read without decoding tensors or importing torch."""
+    """Everything ``hsz info`` shows, read without decoding tensors or importing torch.
+
+    ``integrity`` checks every section's CRC-32 (see :func:`check_integrity`): the sections
+    :func:`codec.describe` reads are only a small part of a file.  When one of those is
+    damaged too, nothing can be described and the error names every damaged section.
+    """
     path = Path(source)
-    info = codec.describe(path)
+    integrity = check_integrity(path)
+    try:
+        info = codec.describe(path)
+    except FormatError:
+        if integrity["intact"]:
+            raise
+        raise FormatError(f"{path}: {damage_summary(integrity)}; {DAMAGED}") from None
+    info["integrity"] = integrity
     meta = info.get("meta") or {}
     bands, rows, cols = check_meta(meta)
     size = path.stat().st_size

@@ -344,15 +344,25 @@ def _check_input(path: Path) -> None:
 @json_option
 @verbosity
 def info(input_path: Path, as_json: bool) -> None:
-    """Describe a .hsz file without decoding it."""
+    """Describe a .hsz file without decoding it, and verify its checksums.
+
+    Every section's CRC-32 is checked; a damaged file is still described as far as it
+    can be read, and the exit status is 1.
+    """
     from hsz import api
+    from hsz.codec.binio import DAMAGED
+    from hsz.codec.container import damage_summary
+    from hsz.errors import FormatError
 
     _check_input(input_path)
     described = api.describe(input_path)
     if as_json:
         click.echo(json.dumps(described, indent=2, default=_jsonable))
-        return
-    _print_info(described)
+    else:
+        _print_info(described)
+    integrity = described["integrity"]
+    if not integrity["intact"]:
+        raise FormatError(f"{input_path}: {damage_summary(integrity)}; {DAMAGED}")
 
 
 def _jsonable(value: Any) -> Any:

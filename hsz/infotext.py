@@ -6,10 +6,23 @@ from typing import Any
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
+
+from hsz.codec.container import damage_summary
 
 
 def _fmt_bytes(n: int) -> str:
     return f"{n:,d} B"
+
+
+def _integrity_text(integrity: dict[str, Any] | None) -> Text:
+    # Text, not markup: section types are file bytes and could contain "[".
+    if integrity is None:
+        return Text("not checked")
+    if integrity.get("intact"):
+        checked = integrity.get("checked", [])
+        return Text(f"intact (CRC-32 of all {len(checked)} sections verified)")
+    return Text("DAMAGED: ", style="bold red") + Text(damage_summary(integrity))
 
 
 def render_info(d: dict[str, Any]) -> Group:
@@ -18,6 +31,7 @@ def render_info(d: dict[str, Any]) -> Group:
     top = Table(show_header=False, box=None, pad_edge=False)
     top.add_row("file", str(d.get("file", "")))
     top.add_row("format", f"hsz {d.get('format', '?')}, {d.get('header_bytes', 0)} B header")
+    top.add_row("integrity", _integrity_text(d.get("integrity")))
     top.add_row("cube", f"{bands} bands x {rows} rows x {cols} cols, {meta.get('dtype')}")
     vr = meta.get("value_range")
     if vr:

@@ -179,3 +179,59 @@ def test_info_does_not_import_torch() -> None:
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["format"] == "1.0"
     assert res.stderr.strip().endswith("NO-TORCH")
+
+
+GOLDEN = sorted((Path(__file__).parents[1] / "format" / "v1.0").glob("*.hsz"))
+
+
+@pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.stem)
+def test_info_reports_golden_files_intact(golden: Path) -> None:
+    code, out, err = run("info", str(golden), "--json")
+    assert code == 0, err
+    assert json.loads(out)["integrity"] == {
+        "intact": True, "checked": ["META", "TDIR", "TDAT", "RAWA"], "damaged": []
+    }
+    code, out, _ = run("info", str(golden))
+    assert code == 0 and "intact (CRC-32 of all 4 sections verified)" in out
+
+
+@pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.stem)
+def test_info_finds_bit_flips_in_the_tensor_data(golden: Path, tmp_path: Path) -> None:
+    """`info` reads little of TDAT's content, yet must see damage anywhere in it."""
+    from hsz.codec.container import read_container
+
+    blob = golden.read_bytes()
+    tdat = read_container(blob).require("TDAT")
+    rng = np.random.default_rng(1)
+    positions = {tdat.offset, tdat.offset + tdat.length - 1}
+    positions |= {int(p) for p in rng.integers(tdat.offset, tdat.offset + tdat.length, 40)}
+    bad = tmp_path / "bad.hsz"
+    for pos in sorted(positions):
+        damaged = bytearray(blob)
+        damaged[pos] ^= 1 << int(rng.integers(8))
+        bad.write_bytes(bytes(damaged))
+        code, out, err = run("info", str(bad), "--json")
+        assert code == 1, f"flip at {pos} passed info"
+        assert [d["section"] for d in json.loads(out)["integrity"]["damaged"]] == ["TDAT"]
+        assert err.startswith("hsz: error:") and err.count("\n") == 1, err
+        assert "'TDAT'" in err and "damaged" in err and "Traceback" not in err
+
+
+def test_info_page_of_a_damaged_file_says_so(tmp_path: Path) -> None:
+    from hsz.codec.container import read_container
+
+    blob = bytearray(GOLDEN[0].read_bytes())
+    c = read_container(bytes(blob))
+    blob[c.require("TDAT").offset + 3] ^= 0x10
+    bad = tmp_path / "bad.hsz"
+    bad.write_bytes(bytes(blob))
+    code, out, err = run("info", str(bad))
+    assert code == 1
+    assert "DAMAGED" in out and "bands x" in out  # what could be read is still shown
+    assert "'TDAT'" in err and err.count("\n") == 1
+    # With a section info needs damaged as well, nothing is shown and both are named.
+    blob[c.require("RAWA").offset + 3] ^= 0x10
+    bad.write_bytes(bytes(blob))
+    code, out, err = run("info", str(bad))
+    assert code == 1 and out == ""
+    assert "'TDAT'" in err and "'RAWA'" in err and err.count("\n") == 1
