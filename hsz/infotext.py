@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -78,23 +79,33 @@ def render_info(d: dict[str, Any]) -> Group:
     for s in d.get("sections", []):
         sections.add_row(str(s.get("type")), str(s.get("flags")), str(s.get("offset")),
                          _fmt_bytes(int(s.get("length", 0))))
+    # Laid out to fit 80 columns with names like "decoder.blocks.1.conv.weight": names
+    # are identifiers people search for, so they never wrap; narrower columns give way
+    # first.  Text, not markup: names are file bytes and could contain "[".
+    listed = d.get("tensors", [])
     tensors = Table(title="tensors", box=None, pad_edge=False)
-    for col in ("name", "shape", "bits", "layout", "coding", "bytes", "bits/value"):
-        tensors.add_column(
-            col, justify="left" if col in ("name", "coding", "layout") else "right",
-            overflow="fold",
-        )
+    longest = max((cell_len(str(t.get("name"))) for t in listed), default=4)
+    tensors.add_column("name", no_wrap=True, min_width=longest, vertical="bottom")
+    for col in ("shape", "bits", "scales", "coding", "bytes", "bits/\nvalue"):
+        # Bottom-aligned headers keep the two-line one from pushing the others up.  On a
+        # terminal too narrow for the row these end in "…" (the JSON has every figure):
+        # folding them would scatter each row over several lines.
+        tensors.add_column(col, justify="left" if col == "coding" else "right",
+                           vertical="bottom")
     total_values = 0
-    for t in d.get("tensors", []):
+    for t in listed:
+        shape = [int(v) for v in t.get("shape", [])]
         count = 1
-        for dim in t.get("shape", []):
-            count *= int(dim)
+        for dim in shape:
+            count *= dim
         total_values += count
         per = 8.0 * int(t.get("bytes", 0)) / count if count else 0.0
+        # One (offset, scale) pair per tensor, or one per index of dimension 0.
+        pairs = shape[0] if t.get("axis") == 0 and shape else 1
         tensors.add_row(
-            str(t.get("name")), "x".join(str(v) for v in t.get("shape", [])), str(t.get("bits")),
-            "per channel" if t.get("axis") == 0 else "per tensor", str(t.get("method")),
-            _fmt_bytes(int(t.get("bytes", 0))), f"{per:.2f}",
+            Text(str(t.get("name"))), "x".join(str(v) for v in shape) or "scalar",
+            str(t.get("bits")), str(pairs), Text(str(t.get("method"))),
+            f"{int(t.get('bytes', 0)):,d}", f"{per:.2f}",
         )
     top.add_row("parameters", f"{total_values:,d} stored values in {len(d.get('tensors', []))} "
                               "tensors")

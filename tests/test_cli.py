@@ -235,3 +235,40 @@ def test_info_page_of_a_damaged_file_says_so(tmp_path: Path) -> None:
     code, out, err = run("info", str(bad))
     assert code == 1 and out == ""
     assert "'TDAT'" in err and "'RAWA'" in err and err.count("\n") == 1
+
+
+def _info_page(path: Path, columns: int) -> list[str]:
+    res = CliRunner().invoke(cli, ["info", str(path)], env={"COLUMNS": str(columns)})
+    assert res.exit_code == 0, res.stderr
+    return res.stdout.splitlines()
+
+
+def _assert_names_whole(lines: list[str], names: list[str]) -> None:
+    table = lines[lines.index("tensors"):]
+    for name in names:
+        rows = [line for line in table if line.split()[:1] == [name]]
+        assert len(rows) == 1, f"{name!r} is not whole on one row:\n" + "\n".join(table)
+
+
+@pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.stem)
+def test_info_tensor_table_reads_at_80_columns(golden: Path) -> None:
+    lines = _info_page(golden, 80)
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    names = [t["name"] for t in json.loads(run("info", str(golden), "--json")[1])["tensors"]]
+    _assert_names_whole(lines, names)
+    rows = [line for line in lines if line.split()[:1] and line.split()[0] in names]
+    assert rows and not any("…" in row for row in rows)  # no figure cut short at 80 either
+
+
+def test_info_never_splits_long_tensor_names(tmp_path: Path) -> None:
+    """Names longer than the golden files' still stay whole; other columns give way."""
+    from hsz.codec import pack, unpack
+
+    golden = unpack((GOLDEN[0]).read_bytes())
+    names = [f"decoder.blocks.{k}.residual_branch.depthwise_conv.weight" for k in range(3)]
+    tensors = {n: np.linspace(-1, 1, 24 * 8 * 3 * 3, dtype=np.float32).reshape(24, 8, 3, 3)
+               for n in names}
+    path = tmp_path / "long.hsz"
+    path.write_bytes(pack(golden.meta, tensors, raw=golden.raw))
+    for columns in (80, 60):
+        _assert_names_whole(_info_page(path, columns), names)
