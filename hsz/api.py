@@ -21,7 +21,7 @@ from hsz.codec.binio import DAMAGED
 from hsz.codec.container import check_integrity, damage_summary
 from hsz.cube import Cube
 from hsz.errors import FormatError, RateError, UsageError
-from hsz.meta import check_meta, cube_from_meta, cube_meta, source_wavelengths
+from hsz.meta import check_meta, cube_from_meta, cube_meta, header_warnings, source_wavelengths
 from hsz.normalize import BandScale, band_scale, denormalize_band, normalize
 
 #: Default rate when the caller names none: where hsz is clearly ahead of per-band codecs.
@@ -448,6 +448,7 @@ def describe(source: str | Path) -> dict[str, Any]:
     info["integrity"] = integrity
     meta = info.get("meta") or {}
     bands, rows, cols = check_meta(meta)
+    info["warnings"] = header_warnings(meta, info.get("raw"))
     size = path.stat().st_size
     bits = np.dtype(meta["dtype"]).itemsize * 8
     info["file"] = str(path)

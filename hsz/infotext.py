@@ -26,52 +26,85 @@ def _integrity_text(integrity: dict[str, Any] | None) -> Text:
     return Text("DAMAGED: ", style="bold red") + Text(damage_summary(integrity))
 
 
+def _numbers(value: Any, count: int | None = None) -> list[float] | None:
+    """``value`` as a list of numbers (of ``count`` of them), or None when it is not one.
+
+    The page formats only what is well formed; what is not is named in the warnings.
+    """
+    if not isinstance(value, list) or (count is not None and len(value) != count):
+        return None
+    if not value or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                            for v in value):
+        return None
+    return [float(v) for v in value]
+
+
+def _number(value: Any, spec: str) -> str:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return format(value, spec) if ok else "?"
+
+
+def _wavelength_text(meta: dict[str, Any], bands: Any) -> str:
+    wl = meta.get("wavelengths")
+    if not wl:
+        return "none (decodable at its own bands only)"
+    values = _numbers(wl)
+    if values is None:
+        return "malformed (see warnings)"
+    unit = meta.get("wavelength_units") or "nm"
+    # Said as a count of bands only when it is one; otherwise the mismatch shows here too.
+    count = f"{len(values)} bands" if len(values) == bands else \
+        f"{len(values)} values for {bands} bands"
+    return f"{count}, {min(values):g}-{max(values):g} nm (source unit: {unit})"
+
+
+def _georeference_text(meta: dict[str, Any]) -> str:
+    crs, transform = meta.get("crs"), meta.get("transform")
+    if not crs and not transform:
+        return "none"
+    crs = crs if isinstance(crs, str) else ""
+    name = crs.split('"')[1] if crs.count('"') >= 2 else (crs[:40] or "no CRS")
+    t = _numbers(transform, 6)
+    return name + (f", pixel {abs(t[0]):g} x {abs(t[4]):g}" if t else "")
+
+
 def render_info(d: dict[str, Any]) -> Group:
     meta = d.get("meta") or {}
     bands, rows, cols = meta.get("shape", [0, 0, 0])
     top = Table(show_header=False, box=None, pad_edge=False)
-    top.add_row("file", str(d.get("file", "")))
-    top.add_row("format", f"hsz {d.get('format', '?')}, {d.get('header_bytes', 0)} B header")
-    top.add_row("integrity", _integrity_text(d.get("integrity")))
-    top.add_row("cube", f"{bands} bands x {rows} rows x {cols} cols, {meta.get('dtype')}")
-    vr = meta.get("value_range")
+
+    def row(label: str, value: str | Text) -> None:
+        # Text, not markup: values come from the file and could contain "[".
+        top.add_row(label, value if isinstance(value, Text) else Text(value))
+
+    row("file", str(d.get("file", "")))
+    row("format", f"hsz {d.get('format', '?')}, {d.get('header_bytes', 0)} B header")
+    row("integrity", _integrity_text(d.get("integrity")))
+    row("cube", f"{bands} bands x {rows} rows x {cols} cols, {meta.get('dtype')}")
+    vr = _numbers(meta.get("value_range"), 2)
     if vr:
-        top.add_row("value range", f"{vr[0]:g} .. {vr[1]:g}")
-    wl = meta.get("wavelengths")
-    if wl:
-        unit = meta.get("wavelength_units") or "nm"
-        top.add_row("wavelengths", f"{len(wl)} bands, {min(wl):g}-{max(wl):g} nm "
-                                   f"(source unit: {unit})")
-    else:
-        top.add_row("wavelengths", "none (decodable at its own bands only)")
-    geo = "none"
-    if meta.get("crs") or meta.get("transform"):
-        crs = meta.get("crs") or ""
-        name = crs.split('"')[1] if crs.count('"') >= 2 else (crs[:40] or "no CRS")
-        t = meta.get("transform")
-        px = f", pixel {abs(t[0]):g} x {abs(t[4]):g}" if t else ""
-        geo = f"{name}{px}"
-    top.add_row("georeference", geo)
+        row("value range", f"{vr[0]:g} .. {vr[1]:g}")
+    row("wavelengths", _wavelength_text(meta, bands))
+    row("georeference", _georeference_text(meta))
     if meta.get("nodata") is not None:
-        top.add_row("nodata", str(meta["nodata"]))
-    model = meta.get("model") or {}
-    cfg = model.get("config") or {}
+        row("nodata", str(meta["nodata"]))
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    cfg = model.get("config") if isinstance(model.get("config"), dict) else {}
     arch = ", ".join(
         f"{k}={v}" for k, v in cfg.items() if k in ("fc_h", "fc_w", "fc_dim", "dec_strides",
                                                    "embed_channels")
     )
-    top.add_row("model", f"{model.get('id', '?')} ({arch})" if arch else str(model.get("id")))
-    q = meta.get("quality") or {}
+    row("model", f"{model.get('id', '?')} ({arch})" if arch else str(model.get("id")))
+    q = meta.get("quality") if isinstance(meta.get("quality"), dict) else {}
     if q:
-        top.add_row(
+        row(
             "quality at encode",
-            f"PSNR {q.get('psnr_band_mean', float('nan')):.2f} dB (band mean), "
-            f"{q.get('psnr_global', float('nan')):.2f} dB (global), "
-            f"SAM {q.get('sam_deg', float('nan')):.3f} deg",
+            f"PSNR {_number(q.get('psnr_band_mean'), '.2f')} dB (band mean), "
+            f"{_number(q.get('psnr_global'), '.2f')} dB (global), "
+            f"SAM {_number(q.get('sam_deg'), '.3f')} deg",
         )
-    top.add_row("size", _fmt_bytes(int(d.get("bytes", 0))))
-    rate = f"{d.get('bpppb', 0):.4f} bpppb, ratio {d.get('compression_ratio', 0):.1f}x"
-    top.add_row("rate", rate)
+    row("size", _fmt_bytes(int(d.get("bytes", 0))))
+    row("rate", f"{d.get('bpppb', 0):.4f} bpppb, ratio {d.get('compression_ratio', 0):.1f}x")
 
     sections = Table(title="sections", box=None, pad_edge=False)
     for col in ("type", "flags", "offset", "bytes"):
@@ -107,6 +140,7 @@ def render_info(d: dict[str, Any]) -> Group:
             str(t.get("bits")), str(pairs), Text(str(t.get("method"))),
             f"{int(t.get('bytes', 0)):,d}", f"{per:.2f}",
         )
-    top.add_row("parameters", f"{total_values:,d} stored values in {len(d.get('tensors', []))} "
-                              "tensors")
-    return Group(top, "", sections, "", tensors)
+    row("parameters", f"{total_values:,d} stored values in {len(listed)} tensors")
+    # Right under the header they qualify, before the section and tensor lists.
+    warnings = [Text("warning: ", style="bold yellow") + Text(w) for w in d.get("warnings", [])]
+    return Group(top, *warnings, "", sections, "", tensors)

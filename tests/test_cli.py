@@ -181,7 +181,8 @@ def test_info_does_not_import_torch() -> None:
     assert res.stderr.strip().endswith("NO-TORCH")
 
 
-GOLDEN = sorted((Path(__file__).parents[1] / "format" / "v1.0").glob("*.hsz"))
+GOLDEN_DIR = Path(__file__).parents[1] / "format" / "v1.0"
+GOLDEN = sorted(GOLDEN_DIR.glob("*.hsz"))
 
 
 @pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.stem)
@@ -272,3 +273,60 @@ def test_info_never_splits_long_tensor_names(tmp_path: Path) -> None:
     path.write_bytes(pack(golden.meta, tensors, raw=golden.raw))
     for columns in (80, 60):
         _assert_names_whole(_info_page(path, columns), names)
+
+
+def _with_meta(tmp_path: Path, **changes: object) -> Path:
+    """The Indian Pines golden file with some metadata keys replaced (None deletes)."""
+    from hsz.codec import pack_quantized, unpack
+
+    golden = unpack((GOLDEN_DIR / "indian_pines_u16.hsz").read_bytes())
+    meta = json.loads(json.dumps(golden.meta))
+    for key, value in changes.items():
+        if key == "model_bands":
+            meta["model"]["config"]["bands"] = value
+        else:
+            meta[key] = value
+    path = tmp_path / "odd.hsz"
+    path.write_bytes(pack_quantized(meta, golden.quantized, golden.raw))
+    return path
+
+
+_IP = json.loads((GOLDEN_DIR / "indian_pines_u16.info.json").read_text())["meta"]
+
+
+@pytest.mark.parametrize(("changes", "warning"), [
+    ({"wavelengths": _IP["wavelengths"][:-1]}, "wavelengths has 23 entries for 24 bands"),
+    ({"fwhm": _IP["fwhm"] + [9.0]}, "fwhm has 25 entries for 24 bands"),
+    ({"band_names": ["a", "b"]}, "band_names has 2 entries for 24 bands"),
+    ({"band_names": [f"b{k}" for k in range(23)] + [7]}, "band_names holds entries that are not"),
+    ({"transform": [30.0, 0.0, 5e5, 0.0, -30.0]}, "not 6 numbers"),
+    ({"transform": [30.0, 0.0, "x", 0.0, -30.0, 4e6]}, "not 6 numbers"),
+    ({"value_range": [6059.0, 1967.0]}, "value_range is [6059.0, 1967.0], not a minimum"),
+    ({"coords": {"rule": "wavelength", "range": [700.0, 994.88]}},
+     "coords range 700..994.88 differs from 773.64..994.88 given by the wavelengths"),
+    ({"wavelengths": None}, "coords places bands by wavelength but the file has no wavelengths"),
+    ({"model_bands": 25}, "the model is configured for bands 25 but the cube has 24"),
+])
+def test_info_warns_when_header_parts_disagree(
+    tmp_path: Path, changes: dict[str, object], warning: str
+) -> None:
+    path = _with_meta(tmp_path, **changes)
+    code, out, err = run("info", str(path), "--json")
+    assert code == 0, err
+    warnings = json.loads(out)["warnings"]
+    assert len(warnings) == 1 and warning in warnings[0], warnings
+    code, out, err = run("info", str(path))
+    assert code == 0, err  # the page is still drawn from what is there
+    assert f"warning: {warnings[0]}" in " ".join(out.split())
+
+
+def test_info_does_not_count_mismatched_wavelengths_as_bands(tmp_path: Path) -> None:
+    path = _with_meta(tmp_path, wavelengths=_IP["wavelengths"][:-1])
+    _, out, _ = run("info", str(path))
+    assert "23 values for 24 bands" in out and "23 bands" not in out
+
+
+@pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.stem)
+def test_info_golden_headers_agree(golden: Path) -> None:
+    code, out, _ = run("info", str(golden), "--json")
+    assert code == 0 and json.loads(out)["warnings"] == []
