@@ -330,3 +330,29 @@ def test_info_does_not_count_mismatched_wavelengths_as_bands(tmp_path: Path) -> 
 def test_info_golden_headers_agree(golden: Path) -> None:
     code, out, _ = run("info", str(golden), "--json")
     assert code == 0 and json.loads(out)["warnings"] == []
+
+
+def test_cuda_on_a_machine_without_it_is_a_usage_error(
+    encoded: dict[str, Path], tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out_hsz, out_tif = tmp_path / "x.hsz", tmp_path / "x.tif"
+    for args in (
+        ["encode", str(encoded["src"]), "-o", str(out_hsz), "--epochs", "1", "--device", "cuda"],
+        ["decode", str(GOLDEN[0]), "-o", str(out_tif), "--device", "cuda"],
+        ["eval", str(encoded["src"]), str(GOLDEN[0]), "--device", "cuda"],
+    ):
+        code, _, err = run(*args)
+        assert code == 2, (args, err)
+        assert err.startswith("hsz: error: --device cuda:") and err.count("\n") == 1, err
+        assert "internal error" not in err and "Traceback" not in err
+    assert not out_hsz.exists() and not out_tif.exists()
+
+
+def test_decode_on_the_auto_device(tmp_path: Path) -> None:
+    out = tmp_path / "x.npy"
+    code, _, err = run("decode", str(GOLDEN[0]), "-o", str(out), "--device", "auto", "-q")
+    assert code == 0, err
+    assert out.exists()
