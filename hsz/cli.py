@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,25 +32,36 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
 
 
-class _State:
-    """Verbosity chosen at the group or the command level (the command wins)."""
+@dataclass
+class CliState:
+    """Verbosity chosen at the group or the command level (either one turns it on).
 
-    quiet = False
-    verbose = False
+    It lives on the click context (``ctx.obj``, which a command's context shares with the
+    group's), not in a module global: every invocation starts quiet-free and verbose-free,
+    so calls of ``cli`` in one process (tests, scripts) never inherit each other's -q/-v.
+    """
+
+    quiet: bool = False
+    verbose: bool = False
 
 
-STATE = _State()
+def _state(ctx: click.Context | None = None) -> CliState:
+    """This invocation's state; defaults when called outside any invocation."""
+    ctx = ctx or click.get_current_context(silent=True)
+    return CliState() if ctx is None else ctx.ensure_object(CliState)
 
 
 def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    state = _state(ctx)  # created even when the flag is off: the group's becomes the shared one
     if value:
-        STATE.quiet = True
+        state.quiet = True
     return value
 
 
 def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    state = _state(ctx)
     if value:
-        STATE.verbose = True
+        state.verbose = True
     return value
 
 
@@ -149,21 +161,21 @@ class HszGroup(click.Group):
 
 
 def _fail(ctx: click.Context, message: str, code: int) -> None:
-    if STATE.verbose:
+    if _state(ctx).verbose:
         traceback.print_exc(file=sys.stderr)
     click.echo(f"hsz: error: {message}", err=True)
     ctx.exit(code)
 
 
 def _note(message: str) -> None:
-    if not STATE.quiet:
+    if not _state().quiet:
         err_console.print(f"[dim]{message}[/dim]")
 
 
 @contextmanager
 def _progress(label: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None]]:
     """A rich progress bar on stderr fed by the library's progress dicts (silent with -q)."""
-    if STATE.quiet or not sys.stderr:
+    if _state().quiet or not sys.stderr:
         yield lambda _info: None
         return
     columns = [
@@ -273,7 +285,7 @@ def encode(
     with _progress("fitting", "epochs") as update:
         result = api.encode(cube, bpppb=bpppb, size=size_bytes, ratio=ratio, preset=preset,
                             epochs=epochs, device=device or "auto", seed=seed, progress=update,
-                            report=_note if STATE.verbose else None)
+                            report=_note if _state().verbose else None)
     with atomic_outputs([output], overwrite) as (tmp,):
         tmp.write_bytes(result.data)
     summary = {
@@ -286,7 +298,7 @@ def encode(
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
-    elif not STATE.quiet:
+    elif not _state().quiet:
         _print_summary("encoded", summary)
 
 
@@ -342,7 +354,7 @@ def decode(
                           dtype=None if dtype == "source" else dtype,
                           device=device or "cpu", extrapolate=extrapolate, progress=update)
     written = io.write(cube, output, format=out_format, overwrite=overwrite)
-    if not STATE.quiet:
+    if not _state().quiet:
         _print_summary("decoded", {
             "output": ", ".join(str(p) for p in written),
             "shape": f"{cube.bands} bands x {cube.height} x {cube.width} ({cube.dtype.name})",
@@ -570,7 +582,7 @@ def preview(
         _note(f"note: {info['note']}")
     if as_json:
         click.echo(json.dumps(info, indent=2))
-    elif not STATE.quiet:
+    elif not _state().quiet:
         shown = ", ".join(
             f"{w:g} nm" for w in info.get("rgb_wavelengths_nm", [])
         ) or ", ".join(f"band {b}" for b in info["rgb_bands"])

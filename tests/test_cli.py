@@ -356,3 +356,21 @@ def test_decode_on_the_auto_device(tmp_path: Path) -> None:
     code, _, err = run("decode", str(GOLDEN[0]), "-o", str(out), "--device", "auto", "-q")
     assert code == 0, err
     assert out.exists()
+
+
+def test_quiet_and_verbose_do_not_leak_between_invocations(tmp_path: Path) -> None:
+    """Invocations in one process: each has its own -q/-v, at group or command level."""
+    missing = str(tmp_path / "missing.hsz")
+    for verbose in (["-v", "info", missing], ["info", missing, "-v"]):
+        code, _, err = run(*verbose)
+        assert code == 1 and "Traceback" in err  # -v adds the traceback ...
+        code, _, err = run("info", missing)
+        assert code == 1 and "Traceback" not in err  # ... to that run only
+        assert err.startswith("hsz: error:") and err.count("\n") == 1
+    out = tmp_path / "x.npy"
+    for quiet in (["-q", "decode", str(GOLDEN[0]), "-o", str(out)],
+                  ["decode", str(GOLDEN[0]), "-o", str(out), "-q"]):
+        code, _, err = run(*quiet, "--overwrite")
+        assert code == 0 and err == ""
+        code, _, err = run("decode", str(GOLDEN[0]), "-o", str(out), "--overwrite")
+        assert code == 0 and "decoded" in err  # the summary is back
