@@ -18,11 +18,13 @@ import numpy as np
 
 from hsz import __version__, codec, metrics, spectral
 from hsz import meta as meta_mod
+from hsz.codec.binio import DAMAGED
+from hsz.codec.container import check_integrity, damage_summary
 from hsz.codec.mask import mask_arrays, read_mask
 from hsz.codec.payload import Payload, Stored
 from hsz.cube import Cube
 from hsz.errors import FormatError, RateError, UsageError
-from hsz.meta import check_meta, cube_from_meta, source_wavelengths
+from hsz.meta import check_meta, cube_from_meta, header_warnings, source_wavelengths
 from hsz.normalize import BandScale, band_scale, denormalize_band, normalize
 
 #: Default rate when the caller names none: where hsz is clearly ahead of per-band codecs.
@@ -379,11 +381,24 @@ def render_bands(
 
 
 def describe(source: str | Path) -> dict[str, Any]:
-    """Everything ``hsz info`` shows, read without decoding tensors or importing torch."""
+    """Everything ``hsz info`` shows, read without decoding tensors or importing torch.
+
+    ``integrity`` checks every section's CRC-32 (see :func:`check_integrity`): the sections
+    :func:`codec.describe` reads are only a small part of a file.  When one of those is
+    damaged too, nothing can be described and the error names every damaged section.
+    """
     path = Path(source)
-    info = codec.describe(path)
+    integrity = check_integrity(path)
+    try:
+        info = codec.describe(path)
+    except FormatError:
+        if integrity["intact"]:
+            raise
+        raise FormatError(f"{path}: {damage_summary(integrity)}; {DAMAGED}") from None
+    info["integrity"] = integrity
     meta_ = info.get("meta") or {}
     bands, rows, cols = check_meta(meta_)
+    info["warnings"] = header_warnings(meta_, info.get("raw"))
     size = path.stat().st_size
     bits = np.dtype(meta_["dtype"]).itemsize * 8
     info["file"] = str(path)

@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,25 +32,36 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
 
 
-class _State:
-    """Verbosity chosen at the group or the command level (the command wins)."""
+@dataclass
+class CliState:
+    """Verbosity chosen at the group or the command level (either one turns it on).
 
-    quiet = False
-    verbose = False
+    It lives on the click context (``ctx.obj``, which a command's context shares with the
+    group's), not in a module global: every invocation starts quiet-free and verbose-free,
+    so calls of ``cli`` in one process (tests, scripts) never inherit each other's -q/-v.
+    """
+
+    quiet: bool = False
+    verbose: bool = False
 
 
-STATE = _State()
+def _state(ctx: click.Context | None = None) -> CliState:
+    """This invocation's state; defaults when called outside any invocation."""
+    ctx = ctx or click.get_current_context(silent=True)
+    return CliState() if ctx is None else ctx.ensure_object(CliState)
 
 
 def _set_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    state = _state(ctx)  # created even when the flag is off: the group's becomes the shared one
     if value:
-        STATE.quiet = True
+        state.quiet = True
     return value
 
 
 def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    state = _state(ctx)
     if value:
-        STATE.verbose = True
+        state.verbose = True
     return value
 
 
@@ -76,8 +88,29 @@ overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace the output if it exists (never done silently)."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+def _settle_device(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Check --device before any work and turn ``auto`` into the device it picks.
+
+    CUDA asked for on a machine without it is a bad request (exit 2), said in one line
+    before minutes of reading and fitting, not an internal error from deep inside torch.
+    Torch is imported only when a device other than the CPU is named.
+    """
+    if value is None or value == "cpu":
+        return value
+    import torch
+
+    available = torch.cuda.is_available()
+    if value == "cuda" and not available:
+        raise UsageError("--device cuda: PyTorch finds no CUDA GPU on this machine; "
+                         "use --device cpu (or auto)")
+    if value == "auto":
+        return "cuda" if available else "cpu"
+    return value
+
+
 device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+    callback=_settle_device,
     help="Where to run the network: auto picks CUDA when available.",
 )
 format_help = "Override the format chosen from the extension: envi, gtiff, mat, npy."
@@ -141,21 +174,21 @@ def _message(exc: HszError) -> str:
 
 
 def _fail(ctx: click.Context, message: str, code: int) -> None:
-    if STATE.verbose:
+    if _state(ctx).verbose:
         traceback.print_exc(file=sys.stderr)
     click.echo(f"hsz: error: {message}", err=True)
     ctx.exit(code)
 
 
 def _note(message: str) -> None:
-    if not STATE.quiet:
+    if not _state().quiet:
         err_console.print(f"[dim]{message}[/dim]")
 
 
 @contextmanager
 def _progress(label: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None]]:
     """A rich progress bar on stderr fed by the library's progress dicts (silent with -q)."""
-    if STATE.quiet or not sys.stderr:
+    if _state().quiet or not sys.stderr:
         yield lambda _info: None
         return
     columns = [
@@ -287,7 +320,7 @@ def encode(
         result = api.encode(cube, bpppb=bpppb, size=size_bytes, ratio=ratio, model=model_id,
                             preset=preset,
                             epochs=epochs, device=device or "auto", seed=seed, progress=update,
-                            report=_note if STATE.verbose else None)
+                            report=_note if _state().verbose else None)
     with atomic_outputs([output], overwrite) as (tmp,):
         tmp.write_bytes(result.data)
     summary = {
@@ -300,7 +333,7 @@ def encode(
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
-    elif not STATE.quiet:
+    elif not _state().quiet:
         _print_summary("encoded", summary)
 
 
@@ -356,7 +389,7 @@ def decode(
                           dtype=None if dtype == "source" else dtype,
                           device=device or "cpu", extrapolate=extrapolate, progress=update)
     written = io.write(cube, output, format=out_format, overwrite=overwrite)
-    if not STATE.quiet:
+    if not _state().quiet:
         _print_summary("decoded", {
             "output": ", ".join(str(p) for p in written),
             "shape": f"{cube.bands} bands x {cube.height} x {cube.width} ({cube.dtype.name})",
@@ -379,15 +412,25 @@ def _check_input(path: Path) -> None:
 @json_option
 @verbosity
 def info(input_path: Path, as_json: bool) -> None:
-    """Describe a .hsz file without decoding it."""
+    """Describe a .hsz file without decoding it, and verify its checksums.
+
+    Every section's CRC-32 is checked; a damaged file is still described as far as it
+    can be read, and the exit status is 1.
+    """
     from hsz import api
+    from hsz.codec.binio import DAMAGED
+    from hsz.codec.container import damage_summary
+    from hsz.errors import FormatError
 
     _check_input(input_path)
     described = api.describe(input_path)
     if as_json:
         click.echo(json.dumps(described, indent=2, default=_jsonable))
-        return
-    _print_info(described)
+    else:
+        _print_info(described)
+    integrity = described["integrity"]
+    if not integrity["intact"]:
+        raise FormatError(f"{input_path}: {damage_summary(integrity)}; {DAMAGED}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -574,7 +617,7 @@ def preview(
         _note(f"note: {info['note']}")
     if as_json:
         click.echo(json.dumps(info, indent=2))
-    elif not STATE.quiet:
+    elif not _state().quiet:
         shown = ", ".join(
             f"{w:g} nm" for w in info.get("rgb_wavelengths_nm", [])
         ) or ", ".join(f"band {b}" for b in info["rgb_bands"])

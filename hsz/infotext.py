@@ -4,59 +4,107 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
+
+from hsz.codec.container import damage_summary
 
 
 def _fmt_bytes(n: int) -> str:
     return f"{n:,d} B"
 
 
+def _integrity_text(integrity: dict[str, Any] | None) -> Text:
+    # Text, not markup: section types are file bytes and could contain "[".
+    if integrity is None:
+        return Text("not checked")
+    if integrity.get("intact"):
+        checked = integrity.get("checked", [])
+        return Text(f"intact (CRC-32 of all {len(checked)} sections verified)")
+    return Text("DAMAGED: ", style="bold red") + Text(damage_summary(integrity))
+
+
+def _numbers(value: Any, count: int | None = None) -> list[float] | None:
+    """``value`` as a list of numbers (of ``count`` of them), or None when it is not one.
+
+    The page formats only what is well formed; what is not is named in the warnings.
+    """
+    if not isinstance(value, list) or (count is not None and len(value) != count):
+        return None
+    if not value or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                            for v in value):
+        return None
+    return [float(v) for v in value]
+
+
+def _number(value: Any, spec: str) -> str:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return format(value, spec) if ok else "?"
+
+
+def _wavelength_text(meta: dict[str, Any], bands: Any) -> str:
+    wl = meta.get("wavelengths")
+    if not wl:
+        return "none (decodable at its own bands only)"
+    values = _numbers(wl)
+    if values is None:
+        return "malformed (see warnings)"
+    unit = meta.get("wavelength_units") or "nm"
+    # Said as a count of bands only when it is one; otherwise the mismatch shows here too.
+    count = f"{len(values)} bands" if len(values) == bands else \
+        f"{len(values)} values for {bands} bands"
+    return f"{count}, {min(values):g}-{max(values):g} nm (source unit: {unit})"
+
+
+def _georeference_text(meta: dict[str, Any]) -> str:
+    crs, transform = meta.get("crs"), meta.get("transform")
+    if not crs and not transform:
+        return "none"
+    crs = crs if isinstance(crs, str) else ""
+    name = crs.split('"')[1] if crs.count('"') >= 2 else (crs[:40] or "no CRS")
+    t = _numbers(transform, 6)
+    return name + (f", pixel {abs(t[0]):g} x {abs(t[4]):g}" if t else "")
+
+
 def render_info(d: dict[str, Any]) -> Group:
     meta = d.get("meta") or {}
     bands, rows, cols = meta.get("shape", [0, 0, 0])
     top = Table(show_header=False, box=None, pad_edge=False)
-    top.add_row("file", str(d.get("file", "")))
-    top.add_row("format", f"hsz {d.get('format', '?')}, {d.get('header_bytes', 0)} B header")
-    top.add_row("cube", f"{bands} bands x {rows} rows x {cols} cols, {meta.get('dtype')}")
-    vr = meta.get("value_range")
+
+    def row(label: str, value: str | Text) -> None:
+        # Text, not markup: values come from the file and could contain "[".
+        top.add_row(label, value if isinstance(value, Text) else Text(value))
+
+    row("file", str(d.get("file", "")))
+    row("format", f"hsz {d.get('format', '?')}, {d.get('header_bytes', 0)} B header")
+    row("integrity", _integrity_text(d.get("integrity")))
+    row("cube", f"{bands} bands x {rows} rows x {cols} cols, {meta.get('dtype')}")
+    vr = _numbers(meta.get("value_range"), 2)
     if vr:
-        top.add_row("value range", f"{vr[0]:g} .. {vr[1]:g}")
-    wl = meta.get("wavelengths")
-    if wl:
-        unit = meta.get("wavelength_units") or "nm"
-        top.add_row("wavelengths", f"{len(wl)} bands, {min(wl):g}-{max(wl):g} nm "
-                                   f"(source unit: {unit})")
-    else:
-        top.add_row("wavelengths", "none (decodable at its own bands only)")
-    geo = "none"
-    if meta.get("crs") or meta.get("transform"):
-        crs = meta.get("crs") or ""
-        name = crs.split('"')[1] if crs.count('"') >= 2 else (crs[:40] or "no CRS")
-        t = meta.get("transform")
-        px = f", pixel {abs(t[0]):g} x {abs(t[4]):g}" if t else ""
-        geo = f"{name}{px}"
-    top.add_row("georeference", geo)
+        row("value range", f"{vr[0]:g} .. {vr[1]:g}")
+    row("wavelengths", _wavelength_text(meta, bands))
+    row("georeference", _georeference_text(meta))
     if meta.get("nodata") is not None:
-        top.add_row("nodata", str(meta["nodata"]))
-    model = meta.get("model") or {}
-    cfg = model.get("config") or {}
+        row("nodata", str(meta["nodata"]))
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    cfg = model.get("config") if isinstance(model.get("config"), dict) else {}
     arch = ", ".join(
         f"{k}={v}" for k, v in cfg.items() if k in ("fc_h", "fc_w", "fc_dim", "dec_strides",
                                                    "embed_channels")
     )
-    top.add_row("model", f"{model.get('id', '?')} ({arch})" if arch else str(model.get("id")))
-    q = meta.get("quality") or {}
+    row("model", f"{model.get('id', '?')} ({arch})" if arch else str(model.get("id")))
+    q = meta.get("quality") if isinstance(meta.get("quality"), dict) else {}
     if q:
-        top.add_row(
+        row(
             "quality at encode",
-            f"PSNR {q.get('psnr_band_mean', float('nan')):.2f} dB (band mean), "
-            f"{q.get('psnr_global', float('nan')):.2f} dB (global), "
-            f"SAM {q.get('sam_deg', float('nan')):.3f} deg",
+            f"PSNR {_number(q.get('psnr_band_mean'), '.2f')} dB (band mean), "
+            f"{_number(q.get('psnr_global'), '.2f')} dB (global), "
+            f"SAM {_number(q.get('sam_deg'), '.3f')} deg",
         )
-    top.add_row("size", _fmt_bytes(int(d.get("bytes", 0))))
-    rate = f"{d.get('bpppb', 0):.4f} bpppb, ratio {d.get('compression_ratio', 0):.1f}x"
-    top.add_row("rate", rate)
+    row("size", _fmt_bytes(int(d.get("bytes", 0))))
+    row("rate", f"{d.get('bpppb', 0):.4f} bpppb, ratio {d.get('compression_ratio', 0):.1f}x")
 
     sections = Table(title="sections", box=None, pad_edge=False)
     for col in ("type", "flags", "offset", "bytes"):
@@ -64,24 +112,35 @@ def render_info(d: dict[str, Any]) -> Group:
     for s in d.get("sections", []):
         sections.add_row(str(s.get("type")), str(s.get("flags")), str(s.get("offset")),
                          _fmt_bytes(int(s.get("length", 0))))
+    # Laid out to fit 80 columns with names like "decoder.blocks.1.conv.weight": names
+    # are identifiers people search for, so they never wrap; narrower columns give way
+    # first.  Text, not markup: names are file bytes and could contain "[".
+    listed = d.get("tensors", [])
     tensors = Table(title="tensors", box=None, pad_edge=False)
-    for col in ("name", "shape", "bits", "layout", "coding", "bytes", "bits/value"):
-        tensors.add_column(
-            col, justify="left" if col in ("name", "coding", "layout") else "right",
-            overflow="fold",
-        )
+    longest = max((cell_len(str(t.get("name"))) for t in listed), default=4)
+    tensors.add_column("name", no_wrap=True, min_width=longest, vertical="bottom")
+    for col in ("shape", "bits", "scales", "coding", "bytes", "bits/\nvalue"):
+        # Bottom-aligned headers keep the two-line one from pushing the others up.  On a
+        # terminal too narrow for the row these end in "…" (the JSON has every figure):
+        # folding them would scatter each row over several lines.
+        tensors.add_column(col, justify="left" if col == "coding" else "right",
+                           vertical="bottom")
     total_values = 0
-    for t in d.get("tensors", []):
+    for t in listed:
+        shape = [int(v) for v in t.get("shape", [])]
         count = 1
-        for dim in t.get("shape", []):
-            count *= int(dim)
+        for dim in shape:
+            count *= dim
         total_values += count
         per = 8.0 * int(t.get("bytes", 0)) / count if count else 0.0
+        # One (offset, scale) pair per tensor, or one per index of dimension 0.
+        pairs = shape[0] if t.get("axis") == 0 and shape else 1
         tensors.add_row(
-            str(t.get("name")), "x".join(str(v) for v in t.get("shape", [])), str(t.get("bits")),
-            "per channel" if t.get("axis") == 0 else "per tensor", str(t.get("method")),
-            _fmt_bytes(int(t.get("bytes", 0))), f"{per:.2f}",
+            Text(str(t.get("name"))), "x".join(str(v) for v in shape) or "scalar",
+            str(t.get("bits")), str(pairs), Text(str(t.get("method"))),
+            f"{int(t.get('bytes', 0)):,d}", f"{per:.2f}",
         )
-    top.add_row("parameters", f"{total_values:,d} stored values in {len(d.get('tensors', []))} "
-                              "tensors")
-    return Group(top, "", sections, "", tensors)
+    row("parameters", f"{total_values:,d} stored values in {len(listed)} tensors")
+    # Right under the header they qualify, before the section and tensor lists.
+    warnings = [Text("warning: ", style="bold yellow") + Text(w) for w in d.get("warnings", [])]
+    return Group(top, *warnings, "", sections, "", tensors)

@@ -95,6 +95,100 @@ def check_meta(meta: Any) -> tuple[int, int, int]:
     return int(shape[0]), int(shape[1]), int(shape[2])
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value as JSON-ish text, cut short: warnings quote what the file holds."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _list_problem(meta: dict[str, Any], key: str, bands: int, numbers: bool) -> str | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    what = "numbers" if numbers else "strings"
+    if not isinstance(value, list):
+        return f"{key} is {_shown(value)}, not a list of {what}"
+    if numbers and not all(_is_number(v) and math.isfinite(v) for v in value):
+        return f"{key} holds entries that are not finite numbers"
+    if not numbers and not all(isinstance(v, str) for v in value):
+        return f"{key} holds entries that are not strings"
+    if len(value) != bands:
+        return f"{key} has {len(value)} entries for {bands} bands"
+    return None
+
+
+def header_warnings(meta: dict[str, Any], raw: list[dict[str, Any]] | None = None) -> list[str]:
+    """Each way the parts of a file's header disagree with one another, as one sentence.
+
+    ``hsz info`` shows a header as it is; without these a wavelength list one short of
+    the band count, say, would be printed as if it described the bands.  Decoding refuses
+    most such files, so saying it up front spares a user the attempt.  ``raw`` is the
+    list of raw arrays (name, dtype, shape) that :func:`hsz.codec.describe` reports.
+    ``check_meta`` must have accepted the shape and dtype already.
+    """
+    bands, rows, cols = check_meta(meta)
+    out = [p for p in (_list_problem(meta, "wavelengths", bands, True),
+                       _list_problem(meta, "fwhm", bands, True),
+                       _list_problem(meta, "band_names", bands, False)) if p]
+    transform = meta.get("transform")
+    if transform is not None and not (isinstance(transform, list) and len(transform) == 6
+                                      and all(_is_number(v) for v in transform)):
+        out.append(f"transform is {_shown(transform)}, not 6 numbers")
+    vr = meta.get("value_range")
+    if vr is not None and not (isinstance(vr, list) and len(vr) == 2
+                               and all(_is_number(v) for v in vr) and vr[0] <= vr[1]):
+        out.append(f"value_range is {_shown(vr)}, not a minimum and a maximum")
+    nodata = meta.get("nodata")
+    if nodata is not None and not _is_number(nodata) and nodata not in ("nan", "inf", "-inf"):
+        out.append(f"nodata is {_shown(nodata)}, not a number")
+    for key in ("crs", "wavelength_units"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            out.append(f"{key} is {_shown(meta[key])}, not a string")
+    out += _coords_warnings(meta, bands)
+    model = meta.get("model")
+    config = model.get("config") if isinstance(model, dict) else None
+    if isinstance(config, dict):
+        for key, actual in (("bands", bands), ("height", rows), ("width", cols)):
+            if key in config and config[key] != actual:
+                out.append(f"the model is configured for {key} {_shown(config[key])} but the "
+                           f"cube has {actual}")
+    for entry in raw or []:
+        if entry.get("name") in ("band_low", "band_high") and entry.get("shape") != [bands]:
+            out.append(f"raw array {entry['name']} has shape {entry.get('shape')}, not "
+                       f"[{bands}] (one value per band)")
+    return out
+
+
+def _coords_warnings(meta: dict[str, Any], bands: int) -> list[str]:
+    """Whether ``coords`` matches the wavelengths it was made from (SPEC: Metadata keys)."""
+    coords = meta["coords"]
+    rng = coords.get("range") if isinstance(coords, dict) else None
+    if not (isinstance(rng, list) and len(rng) == 2 and all(_is_number(v) for v in rng)):
+        return [f"coords is {_shown(coords)}, not a rule and a range of 2 numbers"]
+    rule, wl = coords.get("rule"), meta.get("wavelengths")
+    if rule == "index":
+        expected = [0, max(bands - 1, 1)]
+    elif rule == "wavelength":
+        if not wl:
+            return ["coords places bands by wavelength but the file has no wavelengths"]
+        if _list_problem(meta, "wavelengths", bands, True):
+            return []  # already said; no range to compare with
+        expected = [min(wl), max(wl)]
+    else:
+        return [f"coords has the unknown rule {_shown(rule)}"]
+    close = (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+             for a, b in zip(rng, expected, strict=True))
+    if not all(close):
+        basis = "the band indices" if rule == "index" else "the wavelengths"
+        return [f"coords range {rng[0]:g}..{rng[1]:g} differs from "
+                f"{expected[0]:g}..{expected[1]:g} given by {basis}"]
+    return []
+
+
 def source_wavelengths(meta: dict[str, Any]) -> np.ndarray | None:
     bands = check_meta(meta)[0]
     return _vector(meta, "wavelengths", bands)

@@ -38,9 +38,6 @@ _UNIT_TO_NM: dict[str, float] = {
     "ghz": math.nan,
 }
 
-#: Canonical spelling used when writing a unit back (ENVI's own vocabulary).
-CANONICAL_UNIT = {1.0: "Nanometers", 1000.0: "Micrometers", 1.0e6: "Millimeters"}
-
 
 def unit_scale(unit: str | None) -> float | None:
     """Factor that turns a value in ``unit`` into nanometres; None when unknown.
@@ -55,13 +52,6 @@ def unit_scale(unit: str | None) -> float | None:
     if scale is None or math.isnan(scale):
         return None
     return scale
-
-
-def to_nm(values: np.ndarray, unit: str | None) -> np.ndarray:
-    scale = unit_scale(unit)
-    if scale is None:
-        raise UsageError(f"wavelength unit {unit!r} is not a length hsz can convert to nm")
-    return np.asarray(values, dtype=np.float64) * scale
 
 
 def from_nm(values: np.ndarray, unit: str | None) -> np.ndarray:

@@ -12,6 +12,7 @@ from hsz.codec import describe, estimate_size, meta_json, pack, unpack
 from hsz.codec.container import (
     FLAG_CRITICAL,
     SIGNATURE,
+    check_integrity,
     read_container,
     read_container_header,
     write_container,
@@ -84,6 +85,34 @@ def test_header_reader_skips_tensor_data(tmp_path) -> None:
     assert h.require("META").data is not None and h.require("TDAT").data is None
     with pytest.raises(FormatError, match="TDAT"):
         unpack(bytes(buf))
+
+
+def test_integrity_names_each_damaged_section(tmp_path) -> None:
+    buf = pack(META, _tensors(), raw=RAW)
+    p = tmp_path / "x.hsz"
+    p.write_bytes(buf)
+    assert check_integrity(p) == {"intact": True, "checked": ["META", "TDIR", "TDAT", "RAWA"],
+                                  "damaged": []}
+    sections = read_container(buf).sections
+    for s in sections:
+        for at in (s.offset, s.offset + s.length - 1):
+            bad = bytearray(buf)
+            bad[at] ^= 0x01
+            p.write_bytes(bytes(bad))
+            report = check_integrity(p)
+            assert not report["intact"]
+            assert [(d["section"], d["offset"], d["length"]) for d in report["damaged"]] == [
+                (s.type, s.offset, s.length)]
+    bad = bytearray(buf)
+    for s in sections:
+        bad[s.offset + s.length // 2] ^= 0x80
+    p.write_bytes(bytes(bad))
+    assert [d["section"] for d in check_integrity(p)["damaged"]] == [s.type for s in sections]
+    bad = bytearray(buf)
+    bad[40] ^= 0x01  # the table: nothing can be checked without it
+    p.write_bytes(bytes(bad))
+    with pytest.raises(FormatError, match="table CRC"):
+        check_integrity(p)
 
 
 def test_signature_bytes() -> None:

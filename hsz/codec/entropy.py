@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import constriction
 import numpy as np
@@ -34,9 +33,6 @@ import numpy as np
 from hsz.codec import binio
 from hsz.codec.binio import Cursor
 from hsz.errors import FormatError
-
-if TYPE_CHECKING:
-    from hsz.codec.quantize import QuantizedTensor
 
 RAW, CONST, CATEGORICAL, GEOMETRIC, GAUSSIAN = 0, 1, 2, 3, 4
 METHOD_NAMES = {RAW: "raw", CONST: "const", CATEGORICAL: "categorical",
@@ -353,11 +349,6 @@ def decode_values(method: int, cur: Cursor, count: int, bits: int) -> np.ndarray
             raise cur.fail(f"model parameters {left}, {right} are outside [0, 1]")
         probs = parametric_probs(method, n, centre - lo, left, right)
     return _ans_decode(cur, probs, count) + lo
-
-
-def encode_tensor(qt: QuantizedTensor) -> tuple[int, bytes]:
-    """Convenience: ``encode_values`` of a :class:`QuantizedTensor`'s levels."""
-    return encode_values(qt.q, qt.bits)
 
 
 def check_method(method: int, where: str) -> None:

@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from hsz.codec.entropy import estimate_bits
 from hsz.errors import HszError
 
 MIN_BITS = 2
@@ -161,8 +162,6 @@ def _mse(qt: QuantizedTensor, w: np.ndarray) -> float:
 
 def layout_cost(qt: QuantizedTensor) -> float:
     """Bits to store ``qt``: coded levels plus 64 bits per (scale, offset) pair."""
-    from hsz.codec.entropy import estimate_bits  # local: entropy imports this module
-
     return estimate_bits(qt.q, qt.bits) + 64.0 * qt.num_params
 
 
