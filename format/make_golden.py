@@ -1,12 +1,17 @@
-"""Write the golden files in format/v1.0/ from small crops of real scenes.
+"""Write the golden files in format/v1.0/ and format/v1.1/ from small crops of real scenes.
 
 For each case it writes ``<name>.hsz``, ``<name>.info.json`` (``hsz.codec.describe``),
 ``<name>.decoded.npy`` (the decoded cube's samples, bands first) and ``<name>.sha256``
 (SHA-256 of those sample bytes).  Golden files are made once, on purpose, and never
 regenerated to make a test pass: a change in their bytes is a format change.
 
+Format 1.1 cases add ``<name>.grids.npz`` (every decoded grid's levels).  One is encoded by
+the toy family of ``tests/toy_family.py`` (so the test registers it to decode the cube), one
+is written straight through the codec with a guided pair of grids and two-layer context
+networks, to cover every path of the grid coding.
+
 Run from the repository root with ``../shared/data`` beside it:
-``python format/make_golden.py``.
+``python format/make_golden.py [1.0|1.1]`` (default 1.0).
 """
 
 from __future__ import annotations
@@ -49,29 +54,98 @@ def cases() -> dict[str, tuple[object, dict]]:
     }
 
 
-def main() -> int:
-    from hsz import api
+def cases_1_1() -> dict[str, bytes]:
+    """Format 1.1 files: one through a family, one straight through the codec."""
+    from hsz import api, codec
+    from hsz.codec import context
+    from hsz.codec.payload import Grid
+    from hsz.model import register
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from toy_family import TOY
+
+    register(TOY, replace=True)
+    ip = np.load(SHARED / "indian_pines_corrected.npy")[50:66, 80:96, 40:64]
+    table = np.loadtxt(SHARED / "indian_pines_corrected_wavelengths.csv", delimiter=",",
+                       comments="#", skiprows=4, usecols=(3, 4))[40:64]
+    cube = Cube_(np.ascontiguousarray(np.moveaxis(ip, -1, 0)), wavelengths=table[:, 0],
+                 fwhm=table[:, 1], wavelength_units="Nanometers", source_format="npy")
+    toy = api.encode(cube, bpppb=2.0, model=TOY.id).data
+
+    # PCA scores of the same crop, as a coarse grid and a full-resolution residual guided by it.
+    x = cube.data.reshape(cube.bands, -1).astype(np.float64)
+    x = (x - x.mean(axis=1, keepdims=True)) / (x.std() or 1.0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    scores = (vt[:3] * 40.0).reshape(3, 16, 16)
+    coarse = np.rint(scores.reshape(3, 8, 2, 8, 2).mean(axis=(2, 4))).astype(np.int32)
+    fine = np.rint(scores - np.repeat(np.repeat(coarse, 2, 1), 2, 2)).astype(np.int32)
+    rng = np.random.default_rng(11)
+
+    def net(inputs: int, channels: int) -> context.IntNet:
+        return context.IntNet.from_float(
+            [rng.normal(0, 0.2, (5, inputs)), rng.normal(0, 0.3, (2, 5))],
+            [rng.normal(0, 0.1, 5), np.array([0.0, 1.0])], rng.normal(0, 0.3, (channels, 2)))
+
+    grids = {"coarse": Grid(coarse, 10, net(context.inputs(None), 3)),
+             "fine": Grid(fine, 10, net(context.inputs(3), 3), guide="coarse")}
+    guided = codec.pack({"note": "grid conformance file; no model"}, {}, grids=grids)
+    return {"toy_linear_ip_u16": toy, "guided_grids": guided}
+
+
+def Cube_(*args, **kwargs):  # noqa: N802 - imported late so that --help needs no hsz
+    from hsz.cube import Cube
+
+    return Cube(*args, **kwargs)
+
+
+def _write_common(out: Path, name: str, buf: bytes) -> None:
     from hsz.codec import describe
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, (cube, options) in cases().items():
-        path = OUT / f"{name}.hsz"
+    (out / f"{name}.hsz").write_bytes(buf)
+    info = describe(buf)
+    (out / f"{name}.info.json").write_text(
+        json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+
+
+def _write_cube(out: Path, name: str, buf: bytes) -> str:
+    from hsz import api
+
+    data = np.ascontiguousarray(api.decode(buf).data)
+    np.save(out / f"{name}.decoded.npy", data)
+    digest = hashlib.sha256(data.tobytes()).hexdigest()
+    (out / f"{name}.sha256").write_text(f"{digest}  {name}.decoded.npy\n")
+    return digest
+
+
+def main(argv: list[str]) -> int:
+    from hsz import api
+    from hsz.codec import unpack
+
+    version = argv[0] if argv else "1.0"
+    out = OUT.parent / f"v{version}"
+    out.mkdir(parents=True, exist_ok=True)
+    if version == "1.0":
+        made = {name: api.encode(cube, seed=0, **options).data
+                for name, (cube, options) in cases().items()}
+    elif version == "1.1":
+        made = cases_1_1()
+    else:
+        print(f"unknown version {version}; use 1.0 or 1.1", file=sys.stderr)
+        return 2
+    for name, buf in made.items():
+        path = out / f"{name}.hsz"
         if path.exists():
             print(f"{path} exists; golden files are never regenerated", file=sys.stderr)
             return 1
-        buf = api.encode(cube, seed=0, **options).data
-        path.write_bytes(buf)
-        info = describe(buf)
-        (OUT / f"{name}.info.json").write_text(
-            json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        data = np.ascontiguousarray(api.decode(buf).data)
-        np.save(OUT / f"{name}.decoded.npy", data)
-        digest = hashlib.sha256(data.tobytes()).hexdigest()
-        (OUT / f"{name}.sha256").write_text(f"{digest}  {name}.decoded.npy\n")
+        _write_common(out, name, buf)
+        u = unpack(buf)
+        if u.grids:
+            np.savez(out / f"{name}.grids.npz", **u.grids)
+        digest = _write_cube(out, name, buf) if "model" in u.meta else "(no cube)"
         print(f"{path}: {len(buf)} bytes, sha256(cube) {digest[:16]}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -404,7 +404,7 @@ def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: in
             if guide is not None:
                 gc, gh, gw = guide.shape
                 f += [int(guide[k, (y * gh) // h, (x * gw) // w]) for k in range(gc)]
-            rows.append(f)
+            rows.append(f + [abs(v) for v in f])
             where.append((y, x))
     return where, np.array(rows, dtype=np.int64).reshape(len(rows), -1)
 
@@ -444,7 +444,7 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
         guide = cur.take(n).decode("utf-8") if n else None
         if guide is not None and guide not in grids:
             raise ReaderError(f"grid {name}: guide {guide} is not an earlier grid")
-        width = 9 + (len(grids[guide]) if guide is not None else 0)
+        width = 2 * (9 + (len(grids[guide]) if guide is not None else 0))
         frac, n_layers = cur.num("B"), cur.num("B")
         if frac > 12 or not 1 <= n_layers <= 4:
             raise ReaderError(f"grid {name}: frac {frac}, {n_layers} layers")

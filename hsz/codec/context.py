@@ -22,7 +22,10 @@ grid or not yet decoded):
 1. the four neighbours ``(c, y−1, x), (c, y+1, x), (c, y, x−1), (c, y, x+1)`` (all zero in
    the even pass, all decoded in the odd pass);
 2. channel ``c − 1`` at ``(y, x), (y−1, x), (y+1, x), (y, x−1), (y, x+1)``;
-3. every guide channel at ``(y·Hg // H, x·Wg // W)``.
+3. every guide channel at ``(y·Hg // H, x·Wg // W)``;
+
+followed by the absolute values of all of the above, in the same order (scales depend on
+magnitudes, which a ReLU network cannot otherwise form cheaply).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 
 from hsz.codec import binio
 from hsz.codec.binio import Cursor
-from hsz.codec.entropy import GEOMETRIC, parametric_probs
+from hsz.codec.entropy import GEOMETRIC, PRECISION, parametric_probs, quantized_cdf
 
 #: float32 bit patterns of ``a_t = exp(−1/s_t)``, ``s_t = 2^((t − 18)/6)``, t = 0 … 63.
 #: Literals, not computed: ``exp`` may differ in the last bit between math libraries.
@@ -83,6 +86,15 @@ def _model(t: int, bits: int) -> tuple[object, int]:
     span = (1 << bits) - 1
     probs = parametric_probs(GEOMETRIC, 2 * span + 1, span, decay(t), decay(t))
     return constriction.stream.model.Categorical(probs, perfect=False), span
+
+
+@cache
+def _cost_table(t: int, bits: int) -> np.ndarray:
+    """Bits each residual costs under table ``t``: the exact 24-bit model, not a formula."""
+    span = (1 << bits) - 1
+    probs = parametric_probs(GEOMETRIC, 2 * span + 1, span, decay(t), decay(t))
+    widths = np.diff(quantized_cdf(probs)).astype(np.float64)
+    return PRECISION - np.log2(widths)
 
 
 @dataclass(frozen=True)
@@ -194,7 +206,13 @@ def features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: int,
         gy, gx = (y * gh) // h, (x * gw) // w
         gd = np.asarray(guide, dtype=np.int64)
         cols += [gd[k, gy, gx] for k in range(gc)]
-    return y * w + x, np.stack(cols, axis=1) if cols else np.zeros((y.size, 0), np.int64)
+    x_ = np.stack(cols, axis=1)
+    return y * w + x, np.concatenate([x_, np.abs(x_)], axis=1)
+
+
+def inputs(guide_channels: int | None) -> int:
+    """Width of the feature vector for a grid with that many guide channels (None: none)."""
+    return 2 * (BASE_FEATURES + (guide_channels or 0))
 
 
 def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +260,7 @@ def encode(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None)
     """The ANS words coding ``levels`` (C, H, W) under ``net``: decoder order, reversed."""
     lv = np.asarray(levels, dtype=np.int64)
     check_levels(lv, bits)
-    net.check(BASE_FEATURES + (0 if guide is None else guide.shape[0]), lv.shape[0])
+    net.check(inputs(None if guide is None else guide.shape[0]), lv.shape[0])
     chunks: list[tuple[np.ndarray, int]] = []
     for c, parity in _passes(lv.shape):
         pos, feats = features(lv, guide, c, parity, decoded_odd=parity == 1)
@@ -293,9 +311,9 @@ def cost_bits(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | No
     for c, parity in _passes(lv.shape):
         pos, feats = features(lv, guide, c, parity, decoded_odd=parity == 1)
         centre, table = evaluate(net, feats, c, bits)
-        residual = np.abs(lv[c].reshape(-1)[pos] - centre).astype(np.float64)
-        a = np.array([decay(int(t)) for t in range(TABLES)])[table]
-        total += float(np.sum(-np.log2((1 - a) / (1 + a)) - residual * np.log2(a)))
+        residual = lv[c].reshape(-1)[pos] - centre + ((1 << bits) - 1)
+        for t, idx in _groups(table):
+            total += float(np.sum(_cost_table(t, bits)[residual[idx]]))
     return total
 
 

@@ -452,8 +452,8 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]]
     guide = cur.text(n) if n else None
     if guide is not None and guide not in known:
         raise cur.fail(f"grid {name!r} is guided by {guide!r}, which is not an earlier grid")
-    inputs = context.BASE_FEATURES + (known[guide][0] if guide is not None else 0)
-    net = context.IntNet.read(cur, inputs, shape[0])
+    width = context.inputs(known[guide][0] if guide is not None else None)
+    net = context.IntNet.read(cur, width, shape[0])
     return name, (shape[0], shape[1], shape[2]), bits, guide, net
 
 

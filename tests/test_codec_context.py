@@ -1,0 +1,99 @@
+"""Context-coded grids (format 1.1): exact round trips, honest cost, integer-only decisions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hsz.codec import context, pack, unpack
+from hsz.codec.binio import Cursor
+from hsz.codec.payload import Grid
+from hsz.errors import FormatError
+
+
+def _net(rng: np.random.Generator, inputs: int, channels: int, hidden: int = 6
+         ) -> context.IntNet:
+    return context.IntNet.from_float(
+        [rng.normal(0, 0.3, (hidden, inputs)), rng.normal(0, 0.3, (2, hidden))],
+        [rng.normal(0, 0.2, hidden), np.array([0.0, 1.0])],
+        rng.normal(0, 0.5, (channels, 2)),
+    )
+
+
+def _grids(seed: int = 0) -> dict[str, Grid]:
+    rng = np.random.default_rng(seed)
+    coarse = np.clip(np.rint(rng.laplace(0, 6, (3, 6, 7))), -127, 127).astype(np.int32)
+    fine = np.clip(np.rint(rng.laplace(0, 2, (2, 12, 13))), -127, 127).astype(np.int32)
+    return {
+        "coarse": Grid(coarse, 8, _net(rng, context.inputs(None), 3)),
+        "fine": Grid(fine, 8, _net(rng, context.inputs(3), 2), guide="coarse"),
+    }
+
+
+def test_scale_table_literals_are_the_stated_decays() -> None:
+    for t in range(context.TABLES):
+        want = math.exp(-1.0 / float(context.scale_of(t)))
+        assert abs(context.decay(t) - want) <= 2e-7 * want + 1e-12
+    assert context.decay(0) < context.decay(1) < context.decay(context.TABLES - 1) < 1.0
+
+
+def test_grids_round_trip_exactly_and_cost_what_they_say() -> None:
+    grids = _grids()
+    data = pack({"shape": [1, 1, 1]}, {}, grids=grids)
+    u = unpack(data)
+    assert u.version == (1, 1)
+    for name, g in grids.items():
+        assert np.array_equal(u.grids[name], g.levels)
+    g = grids["fine"]
+    stream = context.encode(g.levels, g.bits, g.net, grids["coarse"].levels)
+    info = context.cost_bits(g.levels, g.bits, g.net, grids["coarse"].levels)
+    assert abs(len(stream) - context.stream_bytes(info)) <= 8  # the ANS flush, no more
+
+
+def test_files_without_grids_stay_format_1_0() -> None:
+    assert unpack(pack({}, {"w": np.ones(4, np.float32)})).version == (1, 0)
+
+
+def test_the_network_is_integer_arithmetic_only() -> None:
+    """Same features, same weights: the same centres and tables whatever the float state."""
+    rng = np.random.default_rng(3)
+    net = _net(rng, context.inputs(None), 1)
+    feats = rng.integers(-200, 200, (1000, context.inputs(None)))
+    a = context.evaluate(net, feats, 0, 10)
+    with np.errstate(all="raise"):
+        b = context.evaluate(net, feats.copy(), 0, 10)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert a[0].dtype == np.int64 and a[1].dtype == np.int64
+    assert a[1].min() >= 0 and a[1].max() < context.TABLES
+
+
+@pytest.mark.parametrize("cut", [4, 8, 12])
+def test_a_truncated_stream_is_refused(cut: int) -> None:
+    g = _grids()["coarse"]
+    stream = context.encode(g.levels, g.bits, g.net, None)
+    with pytest.raises(FormatError):
+        context.decode(Cursor(stream[:-cut], 0, "grid"), g.levels.shape, g.bits, g.net, None)
+
+
+def test_random_streams_never_hang_or_escape() -> None:
+    g = _grids()["coarse"]
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        junk = rng.integers(0, 256, 4 * int(rng.integers(1, 40)), dtype=np.uint8).tobytes()
+        try:
+            out = context.decode(Cursor(junk, 0, "grid"), g.levels.shape, g.bits, g.net, None)
+        except FormatError as exc:
+            assert "\n" not in str(exc)
+        else:
+            assert out.shape == g.levels.shape
+
+
+def test_out_of_range_levels_are_refused_when_writing() -> None:
+    g = _grids()["coarse"]
+    bad = Grid(g.levels * 0 + 200, 8, g.net)
+    from hsz.errors import HszError
+
+    with pytest.raises(HszError, match="outside the 8-bit range"):
+        pack({}, {}, grids={"coarse": bad})
