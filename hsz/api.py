@@ -380,6 +380,31 @@ def render_bands(
         raise FormatError(f"the stored model does not match its configuration: {exc}") from None
 
 
+def _model_description(meta_: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """The model as its family describes it (torch-free); a warning when it cannot."""
+    from hsz.model import get_family
+
+    out: dict[str, Any] = {"id": None, "summary": None, "architecture": None}
+    try:
+        model_id, config_json = meta_mod.model_entry(meta_)
+    except FormatError as exc:
+        warnings.append(str(exc))
+        return out
+    out["id"] = model_id
+    try:
+        family = get_family(model_id)
+    except ValueError:
+        warnings.append(f"model {model_id!r} is not known to this hsz; the file needs a newer "
+                        "one to decode")
+        return out
+    out["summary"] = family.summary
+    try:
+        out["architecture"] = family.describe(family.config_from_json(config_json))
+    except (TypeError, ValueError, KeyError) as exc:
+        warnings.append(f"the {model_id} configuration is invalid: {exc}")
+    return out
+
+
 def describe(source: str | Path) -> dict[str, Any]:
     """Everything ``hsz info`` shows, read without decoding tensors or importing torch.
 
@@ -399,6 +424,7 @@ def describe(source: str | Path) -> dict[str, Any]:
     meta_ = info.get("meta") or {}
     bands, rows, cols = check_meta(meta_)
     info["warnings"] = header_warnings(meta_, info.get("raw"))
+    info["model"] = _model_description(meta_, info["warnings"])
     size = path.stat().st_size
     bits = np.dtype(meta_["dtype"]).itemsize * 8
     info["file"] = str(path)

@@ -88,13 +88,9 @@ def render_info(d: dict[str, Any]) -> Group:
     row("georeference", _georeference_text(meta))
     if meta.get("nodata") is not None:
         row("nodata", str(meta["nodata"]))
-    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-    cfg = model.get("config") if isinstance(model.get("config"), dict) else {}
-    arch = ", ".join(
-        f"{k}={v}" for k, v in cfg.items() if k in ("fc_h", "fc_w", "fc_dim", "dec_strides",
-                                                   "embed_channels")
-    )
-    row("model", f"{model.get('id', '?')} ({arch})" if arch else str(model.get("id")))
+    model = d.get("model") if isinstance(d.get("model"), dict) else {}
+    arch = model.get("architecture")
+    row("model", f"{model.get('id', '?')} ({arch})" if arch else str(model.get("id", "?")))
     q = meta.get("quality") if isinstance(meta.get("quality"), dict) else {}
     if q:
         row(
@@ -140,7 +136,31 @@ def render_info(d: dict[str, Any]) -> Group:
             str(t.get("bits")), str(pairs), Text(str(t.get("method"))),
             f"{int(t.get('bytes', 0)):,d}", f"{per:.2f}",
         )
-    row("parameters", f"{total_values:,d} stored values in {len(listed)} tensors")
+    grid_values = sum(int(g["shape"][0]) * int(g["shape"][1]) * int(g["shape"][2])
+                      for g in d.get("grids") or [] if len(g.get("shape", [])) == 3)
+    stored = f"{total_values:,d} stored values in {len(listed)} tensors"
+    if grid_values:
+        stored += f", {grid_values:,d} in {len(d['grids'])} grids"
+    row("parameters", stored)
     # Right under the header they qualify, before the section and tensor lists.
     warnings = [Text("warning: ", style="bold yellow") + Text(w) for w in d.get("warnings", [])]
-    return Group(top, *warnings, "", sections, "", tensors)
+    parts: list[Any] = [top, *warnings, "", sections, "", tensors]
+    grids = d.get("grids") or []
+    if grids:  # format 1.1: integer grids coded under the file's context networks
+        table = Table(title="grids (context-coded)", box=None, pad_edge=False)
+        longest_grid = max(cell_len(str(g.get("name"))) for g in grids)
+        table.add_column("name", no_wrap=True, min_width=longest_grid, vertical="bottom")
+        for col in ("shape", "bits", "guide", "context", "bytes", "bits/\nvalue"):
+            table.add_column(col, justify="left" if col in ("guide", "context") else "right",
+                             vertical="bottom")
+        for g in grids:
+            shape = [int(v) for v in g.get("shape", [])]
+            count = max(1, shape[0] * shape[1] * shape[2]) if len(shape) == 3 else 1
+            layers = "-".join(str(w[1]) for w in g.get("context_layers", [])[:1]) + "".join(
+                f"-{w[0]}" for w in g.get("context_layers", []))
+            table.add_row(Text(str(g.get("name"))), "x".join(str(v) for v in shape),
+                          str(g.get("bits")), Text(str(g.get("guide") or "-")), layers,
+                          f"{int(g.get('bytes', 0)):,d}",
+                          f"{8.0 * int(g.get('bytes', 0)) / count:.2f}")
+        parts += ["", table]
+    return Group(*parts)
