@@ -28,7 +28,9 @@ import numpy as np
 
 from hsz import api, metrics
 from hsz.cube import Cube
-from hsz.model import get_model
+from hsz.model.arch import HinerConfig
+from hsz.model.hiner_family import split_tensors
+from hsz.model.render import render_all
 from hsz.spectral import band_coordinates
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -100,14 +102,13 @@ def main() -> None:
     record("truth-linear", linear_between(kept_cube.data, kept_cube.wavelengths, held_wl))
 
     # The embedding rule on its own, whatever the decode default is.
-    entry = get_model(opened.meta["model"]["id"])
-    config = entry.config_from_json(opened.meta["model"]["config"])
-    decoder = {n[len("decoder."):]: t for n, t in opened.tensors.items()
-               if n.startswith("decoder.")}
+    # (HINER's own embedding interpolation, called directly: it is not the decode rule.)
+    config = HinerConfig.from_json(opened.meta["model"]["config"])
+    decoder, embeddings = split_tensors(opened.tensors)
     query = api.query_coordinates(opened.meta, held_wl)
     scale = opened.scale.interpolate(opened.band_coords, query)
-    bands = entry.render_all(config, decoder, opened.tensors["embeddings"],
-                             band_coordinates(kept_cube.wavelengths, kept_cube.bands), query)
+    bands = render_all(config, decoder, embeddings,
+                       band_coordinates(kept_cube.wavelengths, kept_cube.bands), query)
     record("embedding", bands * scale.span[:, None, None] + scale.low[:, None, None])
 
     print(f"encoded {kept_cube.bands} kept bands at {result.bpppb:.4f} bpppb "

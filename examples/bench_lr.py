@@ -23,6 +23,7 @@ import bench_rd
 
 from hsz import api
 from hsz.model.fit import fit
+from hsz.model.hiner_family import stored_values
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -39,7 +40,7 @@ def run_one(data: Path, scene: str, bpppb: float, epochs: int, lr: float,
                  preset=preset, lr=lr, device="cpu")
     return {
         "scene": scene, "bpppb": bpppb, "epochs": epochs, "lr": lr, "preset": preset,
-        "stored_values": prep.plan.params, "fit_psnr": round(result.best_psnr, 3),
+        "stored_values": stored_values(prep.plan.config), "fit_psnr": round(result.best_psnr, 3),
         "seconds": round(time.perf_counter() - start, 1),
     }
 
