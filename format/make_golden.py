@@ -7,8 +7,9 @@ regenerated to make a test pass: a change in their bytes is a format change.
 
 Format 1.1 cases add ``<name>.grids.npz`` (every decoded grid's levels).  One is encoded by
 the toy family of ``tests/toy_family.py`` (so the test registers it to decode the cube), one
-is written straight through the codec with a guided pair of grids and two-layer context
-networks, to cover every path of the grid coding.
+is written straight through the codec with three grids (two guided by the first, the third
+sharing the second's network) and two-layer context networks, to cover every path of the
+grid coding.
 
 Run from the repository root with ``../shared/data`` beside it:
 ``python format/make_golden.py [1.0|1.1]`` (default 1.0).
@@ -86,8 +87,12 @@ def cases_1_1() -> dict[str, bytes]:
             [rng.normal(0, 0.2, (5, inputs)), rng.normal(0, 0.3, (2, 5))],
             [rng.normal(0, 0.1, 5), np.array([0.0, 1.0])], rng.normal(0, 0.3, (channels, 2)))
 
-    grids = {"coarse": Grid(coarse, 10, net(context.inputs(None), 3)),
-             "fine": Grid(fine, 10, net(context.inputs(3), 3), guide="coarse")}
+    shared = net(context.inputs(), 3)
+    half = context.IntNet(shared.frac, shared.weights, shared.biases,
+                          (shared.channel_bias - 64).astype(np.int16))
+    grids = {"coarse": Grid(coarse, 10, net(context.inputs(), 3)),
+             "fine": Grid(fine, 10, shared, guide="coarse"),
+             "fine_half": Grid(fine // 2, 10, half, guide="coarse", shares="fine")}
     guided = codec.pack({"note": "grid conformance file; no model"}, {}, grids=grids)
     return {"toy_linear_ip_u16": toy, "guided_grids": guided}
 

@@ -403,7 +403,14 @@ def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: in
                   at(c - 1, y, x - 1), at(c - 1, y, x + 1)]
             if guide is not None:
                 gc, gh, gw = guide.shape
-                f += [int(guide[k, (y * gh) // h, (x * gw) // w]) for k in range(gc)]
+                k, gy, gx = min(c, gc - 1), (y * gh) // h, (x * gw) // w
+
+                def gv(yy: int, xx: int, k: int = k, gh: int = gh, gw: int = gw) -> int:
+                    return int(guide[k, yy, xx]) if 0 <= yy < gh and 0 <= xx < gw else 0
+
+                f += [gv(gy, gx), gv(gy - 1, gx), gv(gy + 1, gx), gv(gy, gx - 1), gv(gy, gx + 1)]
+            else:
+                f += [0, 0, 0, 0, 0]
             rows.append(f + [abs(v) for v in f])
             where.append((y, x))
     return where, np.array(rows, dtype=np.int64).reshape(len(rows), -1)
@@ -430,6 +437,7 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
     cur = Bytes(payload, "LATS")
     out: list[dict[str, Any]] = []
     grids: dict[str, np.ndarray | list[int]] = {}
+    networks: dict[str, tuple[int, list[tuple[np.ndarray, np.ndarray]]]] = {}
     for _ in range(cur.num("I")):
         name = cur.name()
         if name in grids:
@@ -444,21 +452,29 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
         guide = cur.take(n).decode("utf-8") if n else None
         if guide is not None and guide not in grids:
             raise ReaderError(f"grid {name}: guide {guide} is not an earlier grid")
-        width = 2 * (9 + (len(grids[guide]) if guide is not None else 0))
-        frac, n_layers = cur.num("B"), cur.num("B")
-        if frac > 12 or not 1 <= n_layers <= 4:
-            raise ReaderError(f"grid {name}: frac {frac}, {n_layers} layers")
-        layers = []
-        for _ in range(n_layers):
-            o, i = cur.num("H"), cur.num("H")
-            if i != width or not 1 <= o <= 256:
-                raise ReaderError(f"grid {name}: layer {o}x{i} after width {width}")
-            w = np.frombuffer(cur.take(2 * o * i), "<i2").astype(np.int64).reshape(o, i)
-            b = np.frombuffer(cur.take(4 * o), "<i4").astype(np.int64)
-            layers.append((w, b))
-            width = o
-        if width != 2:
-            raise ReaderError(f"grid {name}: the network ends with {width} outputs")
+        n = cur.num("H")
+        shares = cur.take(n).decode("utf-8") if n else None
+        if shares is not None:
+            if shares not in networks:
+                raise ReaderError(f"grid {name}: shares {shares}, not an earlier grid")
+            frac, layers = networks[shares]
+        else:
+            width = 28
+            frac, n_layers = cur.num("B"), cur.num("B")
+            if frac > 12 or not 1 <= n_layers <= 4:
+                raise ReaderError(f"grid {name}: frac {frac}, {n_layers} layers")
+            layers = []
+            for _ in range(n_layers):
+                o, i = cur.num("H"), cur.num("H")
+                if i != width or not 1 <= o <= 256:
+                    raise ReaderError(f"grid {name}: layer {o}x{i} after width {width}")
+                w = np.frombuffer(cur.take(2 * o * i), "<i2").astype(np.int64).reshape(o, i)
+                b = np.frombuffer(cur.take(4 * o), "<i4").astype(np.int64)
+                layers.append((w, b))
+                width = o
+            if width != 2:
+                raise ReaderError(f"grid {name}: the network ends with {width} outputs")
+        networks[name] = (frac, layers)
         cb = np.frombuffer(cur.take(4 * shape[0]), "<i2").astype(np.int64).reshape(shape[0], 2)
         length = cur.num("Q")
         stream = cur.take(length)

@@ -60,7 +60,7 @@ class ToyLinear(ModelFamily):
         spread = np.log2(np.abs(levels).reshape(levels.shape[0], -1).mean(axis=1) + 0.5)
         # Centre: the mean of the four neighbours (decoded in the odd pass), through a ReLU
         # pair so that negative means survive; scale: a per-channel constant.
-        avg = np.array([0.25] * 4 + [0.0] * 14)
+        avg = np.array([0.25] * 4 + [0.0] * 24)
         net = IntNet.from_float([np.stack([avg, -avg]), np.array([[1.0, -1.0], [0.0, 0.0]])],
                                 [np.zeros(2), np.zeros(2)],
                                 np.stack([np.zeros_like(spread), spread - 1.0], axis=1))

@@ -22,7 +22,8 @@ grid or not yet decoded):
 1. the four neighbours ``(c, y−1, x), (c, y+1, x), (c, y, x−1), (c, y, x+1)`` (all zero in
    the even pass, all decoded in the odd pass);
 2. channel ``c − 1`` at ``(y, x), (y−1, x), (y+1, x), (y, x−1), (y, x+1)``;
-3. every guide channel at ``(y·Hg // H, x·Wg // W)``;
+3. guide channel ``min(c, Cg − 1)`` at ``(gy, gx) = (y·Hg // H, x·Wg // W)`` and at
+   ``(gy−1, gx), (gy+1, gx), (gy, gx−1), (gy, gx+1)`` (all zero without a guide);
 
 followed by the absolute values of all of the above, in the same order (scales depend on
 magnitudes, which a ReLU network cannot otherwise form cheaply).
@@ -59,8 +60,8 @@ STEPS_PER_OCTAVE = 6
 SCALE_ZERO = 18
 #: Rule 0: checkerboard passes, channel by channel (the only rule defined in 1.1).
 RULE_CHECKERBOARD = 0
-#: Features before the guide's: four same-channel neighbours, five of the previous channel.
-BASE_FEATURES = 9
+#: Four same-channel neighbours, five of the previous channel, five of the guide.
+BASE_FEATURES = 14
 MAX_FRAC = 12
 MAX_LAYERS = 4
 MAX_WIDTH = 256
@@ -143,17 +144,24 @@ class IntNet:
         cb = np.clip(np.rint(np.asarray(channel_bias, np.float64) * s), -lim16, lim16)
         return cls(frac, ws, bs, cb.astype(np.int16))
 
-    def to_bytes(self) -> bytes:
+    def layer_bytes(self) -> bytes:
+        """``frac``, the layer count and every layer: what grids sharing a network share."""
         parts = [binio.u8(self.frac), binio.u8(len(self.weights))]
         for w, b in zip(self.weights, self.biases, strict=True):
             parts += [binio.u16(w.shape[0]), binio.u16(w.shape[1]),
                       np.ascontiguousarray(w, dtype="<i2").tobytes(),
                       np.ascontiguousarray(b, dtype="<i4").tobytes()]
-        parts.append(np.ascontiguousarray(self.channel_bias, dtype="<i2").tobytes())
         return b"".join(parts)
 
+    def bias_bytes(self) -> bytes:
+        return np.ascontiguousarray(self.channel_bias, dtype="<i2").tobytes()
+
+    def same_layers(self, other: IntNet) -> bool:
+        return self.layer_bytes() == other.layer_bytes()
+
     @classmethod
-    def read(cls, cur: Cursor, inputs: int, channels: int) -> IntNet:
+    def read_layers(cls, cur: Cursor) -> IntNet:
+        """The layers as stored (channel bias still empty: see :meth:`with_bias`)."""
         frac, layers = cur.u8(), cur.u8()
         if not 0 <= frac <= MAX_FRAC or not 1 <= layers <= MAX_LAYERS:
             raise cur.fail(f"context network with frac {frac} and {layers} layers")
@@ -165,10 +173,14 @@ class IntNet:
             ws.append(np.frombuffer(cur.take(2 * out * inp), "<i2").reshape(out, inp)
                       .astype(np.int16))
             bs.append(np.frombuffer(cur.take(4 * out), "<i4").astype(np.int32))
+        return cls(frac, tuple(ws), tuple(bs), np.zeros((0, 2), np.int16))
+
+    def with_bias(self, cur: Cursor, channels: int) -> IntNet:
+        """This network's layers with ``channels`` rows of channel bias read from ``cur``."""
         cb = np.frombuffer(cur.take(4 * channels), "<i2").reshape(channels, 2).astype(np.int16)
-        net = cls(frac, tuple(ws), tuple(bs), cb)
+        net = IntNet(self.frac, self.weights, self.biases, cb)
         try:
-            net.check(inputs, channels)
+            net.check(inputs(), channels)
         except ValueError as exc:
             raise cur.fail(f"context network: {exc}") from None
         return net
@@ -203,16 +215,18 @@ def features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: int,
         cols += [np.zeros(y.size, np.int64)] * 5
     if guide is not None:
         gc, gh, gw = guide.shape
-        gy, gx = (y * gh) // h, (x * gw) // w
-        gd = np.asarray(guide, dtype=np.int64)
-        cols += [gd[k, gy, gx] for k in range(gc)]
+        gy, gx = (y * gh) // h + 1, (x * gw) // w + 1
+        gd = np.pad(np.asarray(guide[min(c, gc - 1)], dtype=np.int64), 1)
+        cols += [gd[gy, gx], gd[gy - 1, gx], gd[gy + 1, gx], gd[gy, gx - 1], gd[gy, gx + 1]]
+    else:
+        cols += [np.zeros(y.size, np.int64)] * 5
     x_ = np.stack(cols, axis=1)
     return y * w + x, np.concatenate([x_, np.abs(x_)], axis=1)
 
 
-def inputs(guide_channels: int | None) -> int:
-    """Width of the feature vector for a grid with that many guide channels (None: none)."""
-    return 2 * (BASE_FEATURES + (guide_channels or 0))
+def inputs(guide_channels: int | None = None) -> int:
+    """Width of the feature vector (the same with or without a guide)."""
+    return 2 * BASE_FEATURES
 
 
 def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int) -> tuple[np.ndarray, np.ndarray]:

@@ -238,29 +238,32 @@ def _raw_section(raw: Mapping[str, np.ndarray]) -> bytes:
 
 def _grid_section(grids: Mapping[str, Grid]) -> bytes:
     parts = [binio.u32(len(grids))]
-    shapes: dict[str, tuple[int, ...]] = {}
     levels: dict[str, np.ndarray] = {}
+    nets: dict[str, context.IntNet] = {}
     for name, g in grids.items():
         lv = np.asarray(g.levels)
         if not context.MIN_BITS <= g.bits <= context.MAX_BITS:
             raise HszError(f"grid {name!r}: {g.bits} bits is outside "
                            f"{context.MIN_BITS}..{context.MAX_BITS}")
-        guide = None
-        if g.guide is not None:
-            if g.guide not in levels:
-                raise HszError(f"grid {name!r} is guided by {g.guide!r}, which is not an "
-                               "earlier grid")
-            guide = levels[g.guide]
+        for role, other in (("guided", g.guide), ("shares the network of", g.shares)):
+            if other is not None and other not in levels:
+                raise HszError(f"grid {name!r} {role} {other!r}, which is not an earlier grid")
+        if g.shares is not None and not g.net.same_layers(nets[g.shares]):
+            raise HszError(f"grid {name!r} shares {g.shares!r}'s network but its layers differ")
         try:
-            stream = context.encode(lv, g.bits, g.net, guide)
+            stream = context.encode(lv, g.bits, g.net,
+                                    None if g.guide is None else levels[g.guide])
         except ValueError as exc:
             raise HszError(f"grid {name!r}: {exc}") from None
         guide_name = b"" if g.guide is None else g.guide.encode("utf-8")
+        shares_name = b"" if g.shares is None else g.shares.encode("utf-8")
         parts += [_name_bytes(name), _shape_bytes(name, lv.shape), binio.u8(g.bits),
                   binio.u8(context.RULE_CHECKERBOARD), binio.u16(len(guide_name)), guide_name,
-                  g.net.to_bytes(), binio.u64(len(stream)), stream]
-        shapes[name] = lv.shape
+                  binio.u16(len(shares_name)), shares_name,
+                  b"" if g.shares is not None else g.net.layer_bytes(), g.net.bias_bytes(),
+                  binio.u64(len(stream)), stream]
         levels[name] = lv
+        nets[name] = g.net
     return b"".join(parts)
 
 
@@ -434,7 +437,8 @@ def parse_raw(payload: bytes, offset: int, file_length: int) -> dict[str, np.nda
     return out
 
 
-def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]]
+def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
+                      nets: Mapping[str, context.IntNet]
                       ) -> tuple[str, tuple[int, int, int], int, str | None, context.IntNet]:
     name = _read_name(cur)
     if name in known:
@@ -452,8 +456,13 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]]
     guide = cur.text(n) if n else None
     if guide is not None and guide not in known:
         raise cur.fail(f"grid {name!r} is guided by {guide!r}, which is not an earlier grid")
-    width = context.inputs(known[guide][0] if guide is not None else None)
-    net = context.IntNet.read(cur, width, shape[0])
+    n = cur.u16()
+    shares = cur.text(n) if n else None
+    if shares is not None and shares not in nets:
+        raise cur.fail(f"grid {name!r} shares the network of {shares!r}, which is not an "
+                       "earlier grid")
+    layers = nets[shares] if shares is not None else context.IntNet.read_layers(cur)
+    net = layers.with_bias(cur, shape[0])
     return name, (shape[0], shape[1], shape[2]), bits, guide, net
 
 
@@ -463,13 +472,15 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
     structure and return each grid's description)."""
     cur = Cursor(payload, offset, "grid section")
     count = cur.u32()
-    if count > MAX_ARRAYS or count * 30 > cur.remaining:  # 30: smallest possible entry
+    if count > MAX_ARRAYS or count * 32 > cur.remaining:  # 32: smallest possible entry
         raise cur.fail(f"{count} grids declared, more than the section can hold")
     budget = _budget(file_length)
     shapes: dict[str, tuple[int, ...]] = {}
+    nets: dict[str, context.IntNet] = {}
     out: dict[str, Any] = {}
     for _ in range(count):
-        name, shape, bits, guide, net = _read_grid_header(cur, shapes)
+        name, shape, bits, guide, net = _read_grid_header(cur, shapes, nets)
+        nets[name] = net
         budget -= math.prod(shape)
         if budget < 0:
             raise cur.fail(f"grid {name!r} brings the declared values past what a "

@@ -19,12 +19,17 @@ from hsz.codec.quantize import DEFAULT_BITS
 
 @dataclass(frozen=True)
 class Grid:
-    """Integer levels (C, H, W) coded under ``net``, with an earlier grid as ``guide``."""
+    """Integer levels (C, H, W) coded under ``net``, with an earlier grid as ``guide``.
+
+    ``shares`` names an earlier grid whose network layers are the same as this one's: the
+    file then stores them once (``net.channel_bias`` is always this grid's own).
+    """
 
     levels: np.ndarray
     bits: int
     net: IntNet
     guide: str | None = None
+    shares: str | None = None
 
 
 @dataclass
