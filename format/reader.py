@@ -367,15 +367,33 @@ class AnsStream:
             raise ReaderError("grid ANS stream not exhausted")
 
 
+#: SPEC §6.3: float32 bit patterns of the 64 edge ratios c_t = p(1)/p(0).
+EDGES = [
+    0x3C18CA32, 0x3C6EB67B, 0x3CB2614A, 0x3D003407, 0x3D3211D9, 0x3D6FF07F, 0x3D9D56AB, 0x3DC96468,
+    0x3DFC2B3C, 0x3E1ABCE8, 0x3E3A71B4, 0x3E5CE22C, 0x3E80D2AE, 0x3E942095, 0x3EA8188F, 0x3EBC76A6,
+    0x3ED0F855, 0x3EE55F32, 0x3EF972F1, 0x3F068160, 0x3F0FF2FF, 0x3F18FE30, 0x3F2196DA, 0x3F29B4A2,
+    0x3F31528A, 0x3F386E7B, 0x3F3F08CB, 0x3F4523D0, 0x3F4AC36A, 0x3F4FECA6, 0x3F54A567, 0x3F58F41D,
+    0x3F5CDF86, 0x3F606E80, 0x3F63A7E1, 0x3F669258, 0x3F693459, 0x3F6B9409, 0x3F6DB73B, 0x3F6FA361,
+    0x3F715D92, 0x3F72EA81, 0x3F744E86, 0x3F758D9C, 0x3F76AB68, 0x3F77AB3E, 0x3F789023, 0x3F795CD5,
+    0x3F7A13D0, 0x3F7AB752, 0x3F7B4962, 0x3F7BCBD1, 0x3F7C4045, 0x3F7CA837, 0x3F7D04FA, 0x3F7D57BE,
+    0x3F7DA193, 0x3F7DE36F, 0x3F7E1E2B, 0x3F7E528C, 0x3F7E813F, 0x3F7EAAE3, 0x3F7ED001, 0x3F7EF118,
+]
+
 _TABLES: dict[tuple[int, int], list[int]] = {}
+
+
+def _f32(bits: int) -> float:
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
 def table(t: int, bits: int) -> list[int]:
     """CDF of scale table t over residuals -(2^b - 1) .. 2^b - 1 (SPEC §6.3)."""
     if (t, bits) not in _TABLES:
-        a = struct.unpack("<f", struct.pack("<I", DECAYS[t]))[0]
-        span = 2**bits - 1
-        g = side(span, True, a)
+        a, c = _f32(DECAYS[t]), _f32(EDGES[t])
+        g = [1.0]
+        for d in range(1, 2**bits):
+            nxt = g[-1] * (c if d == 1 else a)
+            g.append(0.0 if nxt < 2.0**-64 or g[-1] == 0.0 else nxt)
         _TABLES[(t, bits)] = cdf(g[::-1] + g[1:])
     return _TABLES[(t, bits)]
 

@@ -32,10 +32,17 @@ def _grids(seed: int = 0) -> dict[str, Grid]:
     }
 
 
-def test_scale_table_literals_are_the_stated_decays() -> None:
+def test_scale_table_literals_are_the_stated_laplace_bins() -> None:
     for t in range(context.TABLES):
-        want = math.exp(-1.0 / float(context.scale_of(t)))
+        s = float(context.scale_of(t))
+        want = math.exp(-1.0 / s)
         assert abs(context.decay(t) - want) <= 2e-7 * want + 1e-12
+        p0 = -math.expm1(-0.5 / s)
+        p1 = 0.5 * math.exp(-0.5 / s) * -math.expm1(-1.0 / s)
+        assert abs(context.edge(t) - p1 / p0) <= 2e-7 * (p1 / p0)
+        probs = context.table_probs(t, 12)
+        probs = probs / probs.sum()
+        assert abs(probs[4095] - p0) < 1e-6 and abs(probs[4096] - p1) < 1e-6
     assert context.decay(0) < context.decay(1) < context.decay(context.TABLES - 1) < 1.0
 
 

@@ -8,10 +8,13 @@ a literal table, so encoder and decoder agree bit for bit on any CPU, thread cou
 
 * the network runs in int64 on int16 weights (fixed point with ``frac`` fractional bits),
   with floor shifts and clamps after every layer (:func:`evaluate`);
-* its outputs become an integer centre and an index into :data:`SCALE_BITS`, 64 float32
-  literals ``a_t ≈ exp(−1/s_t)`` with ``s_t = 2^((t − 18)/6)``;
-* table ``t`` is the two-sided geometric vector built by multiplications only and quantized
-  to 24 bits exactly as :mod:`hsz.codec.entropy` does for method 3 (SPEC.md §6.2).
+* its outputs become an integer centre and an index t into 64 tables of scale
+  ``s_t = 2^((t − 18)/6)``;
+* table ``t`` is the zero-mean Laplace of scale ``s_t`` integrated over unit bins, built
+  from two float32 literals per table (:data:`SCALE_BITS`, :data:`EDGE_BITS`) by
+  multiplications only, and quantized to 24 bits exactly as :mod:`hsz.codec.entropy` does
+  (SPEC.md §6.2).  Laplace bins, not a plain geometric law, because that is what a model
+  trained with additive uniform noise learns: noisy training and rounded coding then agree.
 
 Decoding order (rule 0): channel by channel; within a channel, first the pixels with
 ``(y + x)`` even, then the odd ones (a checkerboard).  Each pass is one vectorized network
@@ -40,7 +43,7 @@ import numpy as np
 
 from hsz.codec import binio
 from hsz.codec.binio import Cursor
-from hsz.codec.entropy import GEOMETRIC, PRECISION, parametric_probs, quantized_cdf
+from hsz.codec.entropy import PRECISION, quantized_cdf
 
 #: float32 bit patterns of ``a_t = exp(−1/s_t)``, ``s_t = 2^((t − 18)/6)``, t = 0 … 63.
 #: Literals, not computed: ``exp`` may differ in the last bit between math libraries.
@@ -53,6 +56,18 @@ SCALE_BITS: tuple[int, ...] = (
     0x3F6C9D52, 0x3F6EA7F6, 0x3F707D60, 0x3F72229D, 0x3F739C52, 0x3F74EEC2, 0x3F761DD2, 0x3F772D0C,
     0x3F781FAB, 0x3F78F89B, 0x3F79BA7F, 0x3F7A67BA, 0x3F7B0275, 0x3F7B8C9F, 0x3F7C07F5, 0x3F7C760A,
     0x3F7CD845, 0x3F7D2FE8, 0x3F7D7E16, 0x3F7DC3D0, 0x3F7E01FF, 0x3F7E3972, 0x3F7E6AE2, 0x3F7E96F6,
+)
+#: float32 bit patterns of ``c_t = p(1)/p(0)`` of the binned Laplace of scale ``s_t``:
+#: ``p(0) = 1 − exp(−1/(2 s_t))``, ``p(1) = exp(−1/(2 s_t))·(1 − exp(−1/s_t))/2``.
+EDGE_BITS: tuple[int, ...] = (
+    0x3C18CA32, 0x3C6EB67B, 0x3CB2614A, 0x3D003407, 0x3D3211D9, 0x3D6FF07F, 0x3D9D56AB, 0x3DC96468,
+    0x3DFC2B3C, 0x3E1ABCE8, 0x3E3A71B4, 0x3E5CE22C, 0x3E80D2AE, 0x3E942095, 0x3EA8188F, 0x3EBC76A6,
+    0x3ED0F855, 0x3EE55F32, 0x3EF972F1, 0x3F068160, 0x3F0FF2FF, 0x3F18FE30, 0x3F2196DA, 0x3F29B4A2,
+    0x3F31528A, 0x3F386E7B, 0x3F3F08CB, 0x3F4523D0, 0x3F4AC36A, 0x3F4FECA6, 0x3F54A567, 0x3F58F41D,
+    0x3F5CDF86, 0x3F606E80, 0x3F63A7E1, 0x3F669258, 0x3F693459, 0x3F6B9409, 0x3F6DB73B, 0x3F6FA361,
+    0x3F715D92, 0x3F72EA81, 0x3F744E86, 0x3F758D9C, 0x3F76AB68, 0x3F77AB3E, 0x3F789023, 0x3F795CD5,
+    0x3F7A13D0, 0x3F7AB752, 0x3F7B4962, 0x3F7BCBD1, 0x3F7C4045, 0x3F7CA837, 0x3F7D04FA, 0x3F7D57BE,
+    0x3F7DA193, 0x3F7DE36F, 0x3F7E1E2B, 0x3F7E528C, 0x3F7E813F, 0x3F7EAAE3, 0x3F7ED001, 0x3F7EF118,
 )
 TABLES = len(SCALE_BITS)
 #: ``t = clamp(round(STEPS_PER_OCTAVE · log2 s) + SCALE_ZERO, 0, TABLES − 1)``.
@@ -76,25 +91,49 @@ def scale_of(t: int | np.ndarray) -> np.ndarray:
     return np.exp2((np.asarray(t, dtype=np.float64) - SCALE_ZERO) / STEPS_PER_OCTAVE)
 
 
+def _f32(bits: int) -> float:
+    return float(np.array([bits], dtype=np.uint32).view(np.float32)[0])
+
+
 def decay(t: int) -> float:
     """The exact float32 decay ``a_t`` of table ``t``, as a Python float."""
-    return float(np.array([SCALE_BITS[t]], dtype=np.uint32).view(np.float32)[0])
+    return _f32(SCALE_BITS[t])
+
+
+def edge(t: int) -> float:
+    """The exact float32 ratio ``c_t = p(1)/p(0)`` of table ``t``, as a Python float."""
+    return _f32(EDGE_BITS[t])
+
+
+def table_probs(t: int, bits: int) -> np.ndarray:
+    """Unnormalized float64 probabilities of residuals ``−(2^bits − 1) … 2^bits − 1``.
+
+    One side is ``g[0] = 1, g[1] = c_t, g[d] = g[d−1] · a_t``, zero from the first value
+    below 2^−64 on (no subnormals, so flush-to-zero modes change nothing); the vector is
+    that side mirrored around the centre.  Multiplications only: exact everywhere.
+    """
+    span = (1 << bits) - 1
+    side = np.ones(span + 1, dtype=np.float64)
+    steps = np.full(span, decay(t), dtype=np.float64)
+    steps[0] = edge(t)
+    side[1:] = np.cumprod(steps)
+    small = np.flatnonzero(side < 2.0**-64)
+    if small.size:
+        side[small[0]:] = 0.0
+    return np.concatenate((side[::-1], side[1:]))
 
 
 @cache
 def _model(t: int, bits: int) -> tuple[object, int]:
     """constriction model of table ``t`` over residuals ``−(2^bits − 1) … 2^bits − 1``."""
     span = (1 << bits) - 1
-    probs = parametric_probs(GEOMETRIC, 2 * span + 1, span, decay(t), decay(t))
-    return constriction.stream.model.Categorical(probs, perfect=False), span
+    return constriction.stream.model.Categorical(table_probs(t, bits), perfect=False), span
 
 
 @cache
 def _cost_table(t: int, bits: int) -> np.ndarray:
     """Bits each residual costs under table ``t``: the exact 24-bit model, not a formula."""
-    span = (1 << bits) - 1
-    probs = parametric_probs(GEOMETRIC, 2 * span + 1, span, decay(t), decay(t))
-    widths = np.diff(quantized_cdf(probs)).astype(np.float64)
+    widths = np.diff(quantized_cdf(table_probs(t, bits))).astype(np.float64)
     return PRECISION - np.log2(widths)
 
 

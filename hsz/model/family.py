@@ -147,6 +147,7 @@ class ModelFamily(ABC):
 #: looking a family up never imports torch.  Ids are forever: add, never rename or reuse.
 _BUILTIN: dict[str, str] = {
     "hiner": "hsz.model.hiner_family:FAMILY",
+    "latent": "hsz.model.latent:FAMILY",
 }
 _LOADED: dict[str, ModelFamily] = {}
 #: The family ``hsz encode`` uses when none is named (the one that measures best).

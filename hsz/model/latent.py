@@ -1,0 +1,316 @@
+"""The ``latent`` family: a spectral basis times rate-trained, context-coded latent grids.
+
+band_b(x, y) = offset_b + Σ_k basis_bk · S_k(x, y),  S_k = Σ_l up(step_lk · q_lk)
+
+The K coefficient maps S are a pyramid of integer latent grids q_l (full resolution, then
+halving), each scaled by a per-(level, component) step and upsampled bilinearly.  The
+latents are trained against the rate their own entropy model gives them (loss D + λ·R) and
+stored as format 1.1 grids, coded under a small context network that the codec evaluates in
+integer arithmetic (:mod:`hsz.codec.context`), so the probabilities that decide every symbol
+are identical on every machine.  The basis starts from the cube's principal components.
+
+Decoding is numpy only: grids, then upsampling and one matrix product per band.  Bands at
+wavelengths between the stored ones use the basis interpolated linearly between the two
+neighbouring bands, which is the same as interpolating the decoded neighbours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from hsz.codec.context import IntNet, inputs
+from hsz.codec.payload import Grid, Payload, Stored
+from hsz.errors import RateError
+from hsz.model.family import FitJob, Fitted, ModelFamily, Packer
+
+_MAX_SIDE = 1 << 16
+_MAX_BANDS = 1 << 16
+_MAX_LATENTS = 400_000_000
+
+
+@dataclass(frozen=True)
+class LatentConfig:
+    """Every number needed to rebuild the decoder: sizes, components, levels, network width."""
+
+    bands: int
+    height: int
+    width: int
+    k: int = 16
+    levels: int = 6
+    hidden: int = 8
+    grid_bits: int = 12
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("bands", 1, _MAX_BANDS), ("height", 1, _MAX_SIDE),
+                             ("width", 1, _MAX_SIDE), ("k", 1, 64), ("levels", 1, 10),
+                             ("hidden", 1, 64), ("grid_bits", 4, 16)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"latent config: {name} must be an integer in {lo}..{hi}, "
+                                 f"got {v!r}")
+        if self.k > self.bands:
+            raise ValueError(f"latent config: k={self.k} exceeds the {self.bands} bands")
+        if self.latent_values() > _MAX_LATENTS:
+            raise ValueError("latent config: too many latent values")
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """Rows and cols of each level, finest first (each half the previous, rounded up)."""
+        out, h, w = [], self.height, self.width
+        for _ in range(self.levels):
+            out.append((h, w))
+            h, w = (h + 1) // 2, (w + 1) // 2
+        return out
+
+    def latent_values(self) -> int:
+        return self.k * sum(h * w for h, w in self.sizes())
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> LatentConfig:
+        if not isinstance(data, dict):
+            raise ValueError("latent config must be a JSON object")
+        known = set(cls.__dataclass_fields__)
+        extra = sorted(set(data) - known)
+        if extra:
+            raise ValueError(f"latent config has unknown keys {extra}")
+        return cls(**data)
+
+
+def level_name(level: int) -> str:
+    return f"level{level}"
+
+
+def default_levels(height: int, width: int) -> int:
+    """Halve down to about 4 pixels on the short side, at most 6 levels (1/32)."""
+    side = min(height, width)
+    return max(1, min(6, int(math.floor(math.log2(max(side, 1) / 4))) + 1))
+
+
+def fixed_bytes(config: LatentConfig) -> float:
+    """Estimated bytes of everything but the latents: basis, offsets, steps, network."""
+    b, k, n_levels, hid = config.bands, config.k, config.levels, config.hidden
+    tensors = 1.0 * b * (k + 1) + 1.5 * n_levels * k + 60
+    network = 2 * (inputs() * hid + hid * 2) + 4 * (hid + 2) + 4 * n_levels * k
+    grids = n_levels * 40
+    return tensors + network + grids
+
+
+# ------------------------------------------------------------------------------ decoding
+
+
+def _upsample_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Bilinear resampling (half-pixel centres, edge clamped) as an (n_out, n_in) matrix."""
+    m = np.zeros((n_out, n_in), dtype=np.float64)
+    if n_in == n_out:
+        np.fill_diagonal(m, 1.0)
+        return m
+    scale = n_in / n_out
+    for i in range(n_out):
+        src = max((i + 0.5) * scale - 0.5, 0.0)
+        i0 = min(int(src), n_in - 1)
+        i1 = min(i0 + 1, n_in - 1)
+        t = src - i0
+        m[i, i0] += 1.0 - t
+        m[i, i1] += t
+    return m
+
+
+def coefficient_maps(config: LatentConfig, levels: list[np.ndarray],
+                     log2_step: np.ndarray) -> np.ndarray:
+    """S (K, H, W) float64: every level scaled by its steps and upsampled to full size."""
+    h, w = config.height, config.width
+    out = np.zeros((config.k, h, w), dtype=np.float64)
+    for lv, (lh, lw), steps in zip(levels, config.sizes(), log2_step, strict=True):
+        scaled = lv.astype(np.float64) * np.exp2(steps.astype(np.float64))[:, None, None]
+        uy, ux = _upsample_matrix(lh, h), _upsample_matrix(lw, w)
+        out += np.einsum("yi,kij,xj->kyx", uy, scaled, ux, optimize=True)
+    return out
+
+
+def _check_stored(config: LatentConfig, stored: Stored) -> list[np.ndarray]:
+    want = {"basis": (config.bands, config.k), "offset": (config.bands,),
+            "log2_step": (config.levels, config.k)}
+    for name, shape in want.items():
+        t = stored.tensors.get(name)
+        if t is None or t.shape != shape:
+            raise ValueError(f"tensor {name} is missing or not of shape {shape}")
+    levels = []
+    for lvl, (lh, lw) in enumerate(config.sizes()):
+        g = stored.grids.get(level_name(lvl))
+        if g is None or g.shape != (config.k, lh, lw):
+            raise ValueError(f"grid {level_name(lvl)} is missing or not {config.k}x{lh}x{lw}")
+        levels.append(g)
+    return levels
+
+
+def render_bands(config: LatentConfig, stored: Stored, band_coords: np.ndarray,
+                 query: np.ndarray) -> Iterator[np.ndarray]:
+    from hsz.spectral import neighbours
+
+    levels = _check_stored(config, stored)
+    maps = coefficient_maps(config, levels, stored.tensors["log2_step"])
+    flat = maps.reshape(config.k, -1)
+    basis = stored.tensors["basis"].astype(np.float64)
+    offset = stored.tensors["offset"].astype(np.float64)
+    for lo, hi, t in neighbours(np.asarray(band_coords, np.float64), np.asarray(query)):
+        row = basis[lo] if t == 0.0 else (1.0 - t) * basis[lo] + t * basis[hi]
+        off = offset[lo] if t == 0.0 else (1.0 - t) * offset[lo] + t * offset[hi]
+        yield (off + row @ flat).reshape(config.height, config.width).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ landing
+
+
+def _grids(config: LatentConfig, levels: list[np.ndarray], net: dict[str, np.ndarray],
+           shift: float) -> dict[str, Grid]:
+    """The grids, coarsest first, sharing one network; ``shift`` lowers every log2-scale."""
+    grids: dict[str, Grid] = {}
+    first: str | None = None
+    for lvl in reversed(range(config.levels)):
+        bias = np.stack([np.zeros(config.k), net["scale_bias"][lvl] - shift], axis=1)
+        intnet = IntNet.from_float([net["w1"], net["w2"]], [net["b1"], net["b2"]], bias)
+        name = level_name(lvl)
+        guide = level_name(lvl + 1) if lvl + 1 < config.levels else None
+        grids[name] = Grid(levels[lvl], config.grid_bits, intnet, guide=guide, shares=first)
+        first = first or name
+    return grids
+
+
+def _sensitivity(config: LatentConfig, tensors: dict[str, np.ndarray],
+                 levels: list[np.ndarray]) -> dict[str, float]:
+    """Output MSE from coarsening each tensor to 6 bits, rescaled to 8 bits (as HINER's)."""
+    from hsz.codec import quantize
+
+    maps = coefficient_maps(config, levels, tensors["log2_step"]).reshape(config.k, -1)
+    pick = np.unique(np.linspace(0, maps.shape[1] - 1, min(4096, maps.shape[1])).astype(int))
+    sub = maps[:, pick]
+
+    def bands(ts: dict[str, np.ndarray], m: np.ndarray) -> np.ndarray:
+        return ts["offset"].astype(np.float64)[:, None] + ts["basis"].astype(np.float64) @ m
+
+    ref = bands(tensors, sub)
+    out = {}
+    for name, t in tensors.items():
+        coarse = dict(tensors)
+        coarse[name] = quantize(name, t, bits=6).dequantize().reshape(t.shape)
+        m = sub
+        if name == "log2_step":
+            m = coefficient_maps(config, levels, coarse[name]).reshape(config.k, -1)[:, pick]
+        out[name] = float(np.mean((bands(coarse, m) - ref) ** 2)) / 16.0
+    return out
+
+
+def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
+                 limit: int) -> Payload:
+    """Quantize the float tensors by measured sensitivity, then fit the file to ``limit``.
+
+    Training steered the rate to the budget, so usually the first try fits.  When it does
+    not, every latent is requantized at a coarser step (its log2 step raised by ``u``, the
+    levels divided by 2^u and rounded, the entropy model's scales lowered to match) with the
+    smallest ``u`` that fits, found by bisection on the real packed size.
+    """
+    from hsz import rate
+
+    tensors = {name: np.asarray(state[name], np.float32)
+               for name in ("basis", "offset", "log2_step")}
+    levels = [np.asarray(v, np.int32) for v in state["levels"]]
+    sens = _sensitivity(config, tensors, levels)
+
+    def payload(u: float, bits: dict[str, int] | None = None) -> Payload:
+        lv = levels if u == 0 else [np.rint(v / 2.0**u).astype(np.int32) for v in levels]
+        ts = dict(tensors)
+        ts["log2_step"] = tensors["log2_step"] + np.float32(u)
+        return Payload(ts, bits or {n: 8 for n in ts}, _grids(config, lv, state["net"], u))
+
+    eight = {n: 8 for n in tensors}
+    u = 0.0
+    if len(pack(payload(0.0, eight))) > limit:
+        lo, hi = 0.0, 0.25
+        while len(pack(payload(hi, eight))) > limit:
+            lo, hi = hi, hi * 2
+            if hi > 8:
+                raise RateError(f"the latent model cannot be coded in {limit} bytes")
+        for _ in range(10):
+            mid = 0.5 * (lo + hi)
+            if len(pack(payload(mid, eight))) <= limit:
+                hi = mid
+            else:
+                lo = mid
+        u = hi
+    grids = payload(u).grids
+    shifted = payload(u).tensors
+    bits = rate.allocate_bits(shifted, lambda b: len(pack(Payload(shifted, b, grids))),
+                              limit, sens)
+    return Payload(shifted, bits, grids)
+
+
+# ------------------------------------------------------------------------------ the family
+
+
+#: Iterations of the noisy main phase and of the final rounded phase, per preset.
+SCHEDULES: dict[str, tuple[int, int]] = {
+    "fast": (900, 150),
+    "balanced": (2400, 300),
+    "max": (6000, 600),
+}
+
+
+class LatentFamily(ModelFamily):
+    """Rate-trained latent grids over a learned spectral basis (format 1.1 files)."""
+
+    id = "latent"
+    summary = "spectral basis x rate-trained latent grid pyramid, context-coded"
+    presets = {name: f"{main} noisy + {final} rounded iterations"
+               for name, (main, final) in SCHEDULES.items()}
+    default_preset = "balanced"
+
+    def config_from_json(self, obj: Any) -> LatentConfig:
+        return LatentConfig.from_json(obj)
+
+    def config_to_json(self, config: LatentConfig) -> dict[str, Any]:
+        return config.to_json()
+
+    def describe(self, config: LatentConfig) -> str:
+        return (f"k={config.k}, levels={config.levels}, hidden={config.hidden}, "
+                f"{config.latent_values():,d} latents")
+
+    def plan(self, shape: tuple[int, int, int], payload_bytes: int) -> LatentConfig | None:
+        bands, h, w = shape
+        # More components as the rate grows: 16 principal components alone cap Indian Pines
+        # at 36.2 dB and Jasper Ridge at 48.2 dB, below what higher rates should reach.
+        rate = 8.0 * payload_bytes / (bands * h * w)
+        most = int(min(48, max(8, round(16 * math.sqrt(max(rate, 1e-9) / 0.1)))))
+        for k in sorted({most, 16, 12, 8, 6, 4, 3, 2, 1}, reverse=True):
+            if k > bands or k > most:
+                continue
+            config = LatentConfig(bands, h, w, k=k, levels=default_levels(h, w))
+            # The fixed part may take at most a third of the payload: the rest is latents.
+            if fixed_bytes(config) <= payload_bytes / 3:
+                return config
+        return None
+
+    def smallest_payload_bytes(self, shape: tuple[int, int, int]) -> float:  # type: ignore[override]
+        bands, h, w = shape
+        return 3 * fixed_bytes(LatentConfig(bands, h, w, k=1, levels=default_levels(h, w)))
+
+    def fit(self, job: FitJob) -> Fitted:
+        from hsz.model.latent_fit import fit
+
+        return fit(job, SCHEDULES[self.check_preset(job.preset)])
+
+    def land(self, fitted: Fitted, pack: Packer, limit: int) -> Payload:
+        return land_payload(fitted.config, fitted.state, pack, limit)
+
+    def render(self, config: LatentConfig, stored: Stored, band_coords: np.ndarray,
+               query: np.ndarray, *, device: str = "cpu") -> Iterator[np.ndarray]:
+        yield from render_bands(config, stored, band_coords, query)
+
+
+FAMILY = LatentFamily()

@@ -1,0 +1,257 @@
+"""Fitting the ``latent`` family: the encoder is a training schedule.
+
+The latents are trained against the bits their own entropy model charges them (D + λ·R):
+
+* D is the metric the codec reports, mean over bands of 10·log10(MSE_b), whose gradient
+  weights each band by 1/MSE_b instead of over-serving the bands that are already poor.
+* R is −log2 of a Laplace bin under the scale the context network predicts from exactly the
+  features the codec's integer rule will read (:mod:`hsz.codec.context`), so what is
+  trained is what is paid for.
+* First a noisy phase (uniform noise stands in for rounding), then a short phase with true
+  rounding through a straight-through gradient at a small learning rate.
+* λ is steered during the noisy phase so that the latents' estimated rate settles on the
+  share of the budget left after the basis, steps and network: one run lands the file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from hsz.codec.context import SCALE_ZERO, STEPS_PER_OCTAVE, TABLES, inputs
+from hsz.model.family import FitJob, Fitted
+from hsz.model.latent import LatentConfig, fixed_bytes
+
+#: log2 of the smallest and largest scale the codec's tables hold.
+_LOG2_MIN = (0 - SCALE_ZERO) / STEPS_PER_OCTAVE
+_LOG2_MAX = (TABLES - 1 - SCALE_ZERO) / STEPS_PER_OCTAVE
+#: The smallest probability a training bin gets (the codec's floor is 2^-24 per symbol).
+_P_FLOOR = 2.0**-24
+
+
+def _shift(q: Tensor, dy: int, dx: int) -> Tensor:
+    """q (C, h, w) read at (y + dy, x + dx), zero outside."""
+    p = F.pad(q, (1, 1, 1, 1))
+    h, w = q.shape[-2:]
+    return p[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+
+
+def features(q: Tensor, guide: Tensor | None) -> Tensor:
+    """The codec's rule-0 features of every position of every channel: (C, h, w, 28)."""
+    c, h, w = q.shape
+    ys = torch.arange(h, device=q.device)[:, None]
+    xs = torch.arange(w, device=q.device)[None, :]
+    odd = ((ys + xs) % 2 == 1).to(q.dtype)
+    n4 = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+    cols = [_shift(q, dy, dx) * odd for dy, dx in n4]
+    prev = torch.cat([torch.zeros_like(q[:1]), q[:-1]], 0)
+    cols += [prev] + [_shift(prev, dy, dx) for dy, dx in n4]
+    if guide is not None:
+        gc, gh, gw = guide.shape
+        iy = (torch.arange(h, device=q.device) * gh) // h
+        ix = (torch.arange(w, device=q.device) * gw) // w
+        g = guide[torch.clamp(torch.arange(c, device=q.device), max=gc - 1)]
+        gp = F.pad(g, (1, 1, 1, 1))
+        for dy, dx in [(0, 0)] + n4:
+            cols.append(gp[:, (iy + 1 + dy)[:, None], (ix + 1 + dx)[None, :]])
+    else:
+        cols += [torch.zeros_like(q)] * 5
+    f = torch.stack(cols, -1)
+    return torch.cat([f, f.abs()], -1)
+
+
+def laplace_bits(q: Tensor, log2_scale: Tensor) -> Tensor:
+    """−log2 of the unit bin around q under a zero-mean Laplace of that scale.
+
+    At integer q this is the codec's table (SPEC.md §6.3); with uniform noise added it is
+    the smooth stand-in that noisy training needs (a plain geometric law charges noisy
+    zeros several bits and drives the scales the wrong way).
+    """
+    b = torch.exp2(log2_scale)
+    d = q.abs()
+    upper = 0.5 * torch.exp(-(d + 0.5) / b)
+    p_tail = 0.5 * torch.exp(-(d - 0.5).clamp(min=0) / b) - upper
+    p_mid = 1.0 - 0.5 * torch.exp((d - 0.5).clamp(max=0) / b) - upper
+    p = torch.where(d >= 0.5, p_tail, p_mid)
+    return -torch.log2(p.clamp(min=0) + _P_FLOOR)
+
+
+class LatentModel(nn.Module):
+    """The trainable twin of the decoder plus the float twin of the context network."""
+
+    def __init__(self, target: Tensor, weight: Tensor | None, config: LatentConfig) -> None:
+        super().__init__()
+        self.config = config
+        b, h, w = target.shape
+        k, n_levels = config.k, config.levels
+        flat = target.reshape(b, -1).double()
+        valid = flat if weight is None else flat[:, weight.reshape(-1) > 0]
+        mean = valid.mean(1)
+        centred = valid - mean[:, None]
+        evals, evecs = torch.linalg.eigh(centred @ centred.T / max(1, centred.shape[1]))
+        basis = evecs[:, torch.argsort(evals, descending=True)[:k]]
+        scores = (basis.T @ (flat - mean[:, None])).reshape(k, h, w)
+        if weight is not None:
+            scores = scores * weight
+        self.offset = nn.Parameter(mean.float())
+        self.basis = nn.Parameter(basis.float())
+        # Steps start coarse at full resolution and halve per level; the latents start as a
+        # Laplacian pyramid of the principal-component scores.
+        steps = torch.tensor([[math.log2(0.3 * 0.5**lvl)] * k for lvl in range(n_levels)])
+        self.log2_step = nn.Parameter(steps.float())
+        sizes = config.sizes()
+        residual = scores.float()
+        parts: list[Tensor] = [residual] * n_levels
+        for lvl in reversed(range(n_levels)):
+            part = residual if lvl == 0 else F.adaptive_avg_pool2d(residual[None], sizes[lvl])[0]
+            parts[lvl] = part
+            residual = residual - self.up(part)
+        self.latents = nn.ParameterList(
+            nn.Parameter((p / torch.exp2(self.log2_step[lvl].detach())[:, None, None])
+                         .contiguous())
+            for lvl, p in enumerate(parts)
+        )
+        self.ctx1 = nn.Linear(inputs(), config.hidden)
+        self.ctx2 = nn.Linear(config.hidden, 1)
+        nn.init.zeros_(self.ctx2.weight)
+        nn.init.zeros_(self.ctx2.bias)
+        self.scale_bias = nn.Parameter(torch.ones(n_levels, k))
+
+    def up(self, x: Tensor) -> Tensor:
+        size = (self.config.height, self.config.width)
+        if tuple(x.shape[-2:]) == size:
+            return x
+        return F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
+
+    def maps(self, qs: list[Tensor]) -> Tensor:
+        out = 0.0
+        for lvl, q in enumerate(qs):
+            out = out + self.up(q * torch.exp2(self.log2_step[lvl])[:, None, None])
+        return out  # type: ignore[return-value]
+
+    def bits(self, qs: list[Tensor]) -> Tensor:
+        total = torch.zeros((), device=qs[0].device)
+        for lvl, q in enumerate(qs):
+            guide = qs[lvl + 1].detach() if lvl + 1 < len(qs) else None
+            f = features(q.detach(), guide)
+            ls = self.ctx2(F.relu(self.ctx1(f)))[..., 0] + self.scale_bias[lvl][:, None, None]
+            total = total + laplace_bits(q, ls.clamp(_LOG2_MIN, _LOG2_MAX)).sum()
+        return total
+
+    def forward(self, mode: str) -> tuple[Tensor, Tensor]:
+        qs = []
+        for p in self.latents:
+            if mode == "noise":
+                qs.append(p + (torch.rand_like(p) - 0.5))
+            else:  # rounded, straight-through
+                qs.append(p + (torch.round(p) - p).detach())
+        s = self.maps(qs)
+        k = s.shape[0]
+        recon = self.offset[:, None] + self.basis @ s.reshape(k, -1)
+        return recon, self.bits(qs)
+
+
+def _band_db(recon: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
+    err = (recon - target) ** 2
+    if weight is not None:
+        err = err * weight
+        mse = err.sum(1) / weight.sum()
+    else:
+        mse = err.mean(1)
+    return (10.0 * torch.log10(mse + 1e-12)).mean()
+
+
+def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
+    """Train the latents, steps, basis and context network; return what landing needs."""
+    config: LatentConfig = job.config
+    main, final = schedule
+    if job.epochs is not None:  # an explicit count scales both phases
+        main, final = max(1, int(job.epochs)), max(1, int(job.epochs) // 6)
+    dev = torch.device("cuda" if job.device == "auto" and torch.cuda.is_available()
+                       else ("cpu" if job.device == "auto" else job.device))
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(job.seed)
+        target = torch.from_numpy(np.ascontiguousarray(job.target, np.float32)).to(dev)
+        weight = None
+        if job.mask is not None and not bool(np.all(job.mask)):
+            weight = torch.from_numpy(job.mask.astype(np.float32)).to(dev)
+        model = LatentModel(target, weight, config).to(dev)
+        flat = target.reshape(config.bands, -1)
+        wflat = None if weight is None else weight.reshape(1, -1)
+        n_values = float(config.bands * config.height * config.width)
+        # The rate the latents may take: the budget less the basis, steps and network.
+        latent_bits = max(8.0 * (job.budget - fixed_bytes(config)), 64.0)
+        goal = 0.97 * latent_bits / n_values
+        lam = 2.0 / max(goal, 1e-4)
+        groups = [
+            {"params": list(model.latents), "lr": 0.1},
+            {"params": [model.basis, model.offset], "lr": 1e-3},
+            {"params": [model.log2_step, model.scale_bias, *model.ctx1.parameters(),
+                        *model.ctx2.parameters()], "lr": 1e-2},
+        ]
+        opt = torch.optim.Adam(groups)
+        base = [g["lr"] for g in opt.param_groups]
+        history: list[dict[str, Any]] = []
+        rate_ema = None
+        total = main + final
+        for it in range(total):
+            noisy = it < main
+            f = max(0.5 * (1 + math.cos(math.pi * it / main)), 0.02) if noisy else 0.01
+            for g, lr in zip(opt.param_groups, base, strict=True):
+                g["lr"] = lr * f
+            recon, bits = model("noise" if noisy else "round")
+            dist = _band_db(recon, flat, wflat)
+            r = bits / n_values
+            loss = dist + lam * r
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            rv = float(r.detach())
+            if noisy and it % 10 == 0:
+                # Steer on the rate of the *rounded* latents, which is what gets coded (the
+                # noisy rate runs higher, most for latents near zero).
+                with torch.no_grad():
+                    rounded = float(model.bits([torch.round(p) for p in model.latents]))
+                rounded /= n_values
+                rate_ema = rounded if rate_ema is None else 0.7 * rate_ema + 0.3 * rounded
+                if it >= main // 10:  # a bounded step in log λ: no overshoot early on
+                    step = 0.3 * math.log(max(rate_ema, 1e-6) / goal)
+                    lam = min(max(lam * math.exp(min(max(step, -0.08), 0.08)), 1e-2), 1e5)
+            if it % 25 == 0 or it == total - 1:
+                rec = {"epoch": it + 1, "epochs": total, "loss": float(loss.detach()),
+                       "psnr": -float(dist.detach()), "rate": rv, "rounded_rate": rate_ema,
+                       "goal": goal, "lambda": lam}
+                history.append(rec)
+                if job.progress is not None:
+                    job.progress(dict(rec))
+        model.eval()
+        with torch.no_grad():
+            recon, _ = model("round")
+            psnr = -float(_band_db(recon, flat, wflat))
+        state = {
+            "basis": model.basis.detach().cpu().numpy().astype(np.float32),
+            "offset": model.offset.detach().cpu().numpy().astype(np.float32),
+            "log2_step": model.log2_step.detach().cpu().numpy().astype(np.float32),
+            "levels": [torch.round(p.detach()).cpu().numpy().astype(np.int64)
+                       .clip(-(1 << (config.grid_bits - 1)), (1 << (config.grid_bits - 1)) - 1)
+                       .astype(np.int32) for p in model.latents],
+            "net": {
+                "w1": model.ctx1.weight.detach().cpu().numpy().astype(np.float64),
+                "b1": model.ctx1.bias.detach().cpu().numpy().astype(np.float64),
+                # The centre row stays zero: the latents are coded around zero.
+                "w2": np.concatenate([np.zeros((1, config.hidden)),
+                                      model.ctx2.weight.detach().cpu().numpy()], 0),
+                "b2": np.concatenate([[0.0], model.ctx2.bias.detach().cpu().numpy()]),
+                "scale_bias": model.scale_bias.detach().cpu().numpy().astype(np.float64),
+            },
+        }
+    return Fitted(config=config, state=state, fit_psnr=psnr, iterations=total,
+                  device=str(dev), seconds=time.perf_counter() - start, history=history)
