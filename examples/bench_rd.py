@@ -47,14 +47,17 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_OUT = ROOT / "examples" / "results"
 TARGETS = (0.05, 0.1, 0.2, 0.5)
 BASELINES = ("jp2k_band", "jp2k_mc", "pca_jp2k")
-ALL_CODECS = (*BASELINES, "jp2k_band_eqpsnr", "x265", "hsz")
+#: hsz rows, by codec name: the model family each one encodes with.
+HSZ = {"hsz": "hiner", "hsz_latent": "latent"}
+ALL_CODECS = (*BASELINES, "jp2k_band_eqpsnr", "x265", *HSZ)
 LABELS = {
     "jp2k_band": "JP2K per band",
     "jp2k_band_eqpsnr": "JP2K per band (equal PSNR)",
     "jp2k_mc": "JP2K multi-comp.",
     "pca_jp2k": "PCA + JP2K",
     "x265": "x265",
-    "hsz": "hsz",
+    "hsz": "hsz hiner",
+    "hsz_latent": "hsz latent",
 }
 
 #: The figures of ../shared/notes/targets.md (psnr_band_mean dB, SAM deg); None = not met.
@@ -234,7 +237,7 @@ def hsz_available(log: Any) -> bool:
 
 
 def run_hsz(scene: Scene, targets: list[float], preset: str, epochs: int | None,
-            log: Any) -> list[dict]:
+            log: Any, codec: str = "hsz") -> list[dict]:
     from hsz import api
     from hsz.errors import RateError
 
@@ -246,8 +249,8 @@ def run_hsz(scene: Scene, targets: list[float], preset: str, epochs: int | None,
         for _ in range(6):  # below the smallest model: encode at the smallest rate instead
             t0 = time.perf_counter()
             try:
-                res = api.encode(cube, bpppb=ask, preset=preset, epochs=epochs, device="cpu",
-                                 seed=0)
+                res = api.encode(cube, bpppb=ask, model=HSZ[codec], preset=preset,
+                                 epochs=epochs, device="cpu", seed=0)
                 break
             except RateError as exc:
                 if exc.smallest_bpppb is None:
@@ -262,14 +265,14 @@ def run_hsz(scene: Scene, targets: list[float], preset: str, epochs: int | None,
         q = metrics.quality(cube.data, back.data, mask)
         budget = int(target * cube.data.size / 8)
         rows.append({
-            "scene": scene.name, "shape": list(cube.shape), "codec": "hsz",
+            "scene": scene.name, "shape": list(cube.shape), "codec": codec,
             "target_bpppb": target, "bytes": len(res.data),
             "bpppb": metrics.bpppb(len(res.data), cube.shape), **q,
             "encode_s": t1 - t0, "decode_s": t2 - t1, "target_met": len(res.data) <= budget,
             "params": {"preset": preset, "epochs": res.meta.get("encoder", {}).get("epochs")},
             "search_s": 0.0,
         })
-        log(f"  hsz {target}: {rows[-1]['bpppb']:.4f} bpppb, {q['psnr_band_mean']:.2f} dB, "
+        log(f"  {codec} {target}: {rows[-1]['bpppb']:.4f} bpppb, {q['psnr_band_mean']:.2f} dB, "
             f"{t1 - t0:.0f} s")
     return rows
 
@@ -352,7 +355,7 @@ def plot_scene(scene: str, points: list[dict], out: Path) -> Path | None:
     for c in codecs:
         pts = sorted((p for p in points if p["codec"] == c), key=lambda p: p["bpppb"])
         r = [p["bpppb"] for p in pts]
-        style = dict(marker="o", label=LABELS.get(c, c), lw=2.5 if c == "hsz" else 1.5)
+        style = dict(marker="o", label=LABELS.get(c, c), lw=2.5 if c in HSZ else 1.5)
         ax1.plot(r, [p["psnr_band_mean"] for p in pts], **style)
         ax2.plot(r, [p["sam_deg"] for p in pts], **style)
         missed = [p for p in pts if not p["target_met"]]
@@ -450,17 +453,18 @@ def write_report(points: list[dict], meta: dict[str, Any], out: Path, md: Path) 
         dec = {c: np.median([p["decode_s"] for p in sp if p["codec"] == c]) for c in codecs}
         lines += ["", "Median encode / decode seconds: " + "; ".join(
             f"{LABELS.get(c, c)} {enc[c]:.2f} / {dec[c]:.2f}" for c in codecs) + ".", ""]
-        if "hsz" in codecs:
-            hz = sorted((p for p in sp if p["codec"] == "hsz"), key=lambda p: p["bpppb"])
+        for mine in (c for c in codecs if c in HSZ):
+            hz = sorted((p for p in sp if p["codec"] == mine), key=lambda p: p["bpppb"])
             bd = []
             for c in codecs:
-                if c == "hsz":
+                if c == mine:
                     continue
                 bp = sorted((p for p in sp if p["codec"] == c), key=lambda p: p["bpppb"])
                 v = bd_psnr([p["bpppb"] for p in bp], [p["psnr_band_mean"] for p in bp],
                             [p["bpppb"] for p in hz], [p["psnr_band_mean"] for p in hz])
                 bd.append(f"{LABELS.get(c, c)} {'n/a' if v is None else f'{v:+.2f} dB'}")
-            lines += ["BD-PSNR of hsz (positive = hsz better): " + "; ".join(bd) + ".", ""]
+            lines += [f"BD-PSNR of {LABELS[mine]} (positive = better): " + "; ".join(bd)
+                      + ".", ""]
         plot = out / f"rd_{scene}.png"
         if plot.is_file():
             lines += [f"![{scene}]({out.name}/{plot.name})", ""]
@@ -563,17 +567,18 @@ def main(argv: list[str] | None = None) -> int:
         elif "x265" not in meta:
             meta["x265"] = ("not run: no ffmpeg or x265 binary on PATH" if not
                             (shutil.which("ffmpeg") or shutil.which("x265")) else "not run")
-        if "hsz" in codecs and not hsz_available(log):
-            codecs.remove("hsz")
+        if any(c in HSZ for c in codecs) and not hsz_available(log):
+            codecs = [c for c in codecs if c not in HSZ]
         for scene in scenes:
             log(f"{scene.name}: {scene.cube.shape} {scene.cube.dtype.name} from {scene.source}")
             for codec in codecs:
                 t = time.perf_counter()
-                if codec == "hsz":
-                    meta.setdefault("hsz_commands", {})[scene.name] = command
+                if codec in HSZ:
+                    key = scene.name if codec == "hsz" else f"{scene.name} ({codec})"
+                    meta.setdefault("hsz_commands", {})[key] = command
                     rows = []
                     for target in targets:  # minutes per fit: keep each one as it lands
-                        rows += run_hsz(scene, [target], args.preset, args.epochs, log)
+                        rows += run_hsz(scene, [target], args.preset, args.epochs, log, codec)
                         points = merge(points, rows)
                         save_points(points, out, meta)
                 else:

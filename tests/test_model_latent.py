@@ -90,7 +90,7 @@ def crop() -> Cube:
 
 @pytest.fixture(scope="module")
 def encoded(crop: Cube) -> api.EncodeResult:
-    return api.encode(crop, bpppb=3.0, model="latent", preset="fast", epochs=300, seed=0)
+    return api.encode(crop, bpppb=3.0, model="latent", preset="fast", epochs=200, seed=0)
 
 
 def test_a_real_crop_round_trips_on_target(crop: Cube, encoded: api.EncodeResult) -> None:

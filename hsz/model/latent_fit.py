@@ -85,7 +85,8 @@ def laplace_bits(q: Tensor, log2_scale: Tensor) -> Tensor:
 class LatentModel(nn.Module):
     """The trainable twin of the decoder plus the float twin of the context network."""
 
-    def __init__(self, target: Tensor, weight: Tensor | None, config: LatentConfig) -> None:
+    def __init__(self, target: Tensor, weight: Tensor | None, config: LatentConfig,
+                 goal_bits: float | None = None) -> None:
         super().__init__()
         self.config = config
         b, h, w = target.shape
@@ -103,8 +104,6 @@ class LatentModel(nn.Module):
         self.basis = nn.Parameter(basis.float())
         # Steps start coarse at full resolution and halve per level; the latents start as a
         # Laplacian pyramid of the principal-component scores.
-        steps = torch.tensor([[math.log2(0.3 * 0.5**lvl)] * k for lvl in range(n_levels)])
-        self.log2_step = nn.Parameter(steps.float())
         sizes = config.sizes()
         residual = scores.float()
         parts: list[Tensor] = [residual] * n_levels
@@ -112,6 +111,12 @@ class LatentModel(nn.Module):
             part = residual if lvl == 0 else F.adaptive_avg_pool2d(residual[None], sizes[lvl])[0]
             parts[lvl] = part
             residual = residual - self.up(part)
+        # Latents are in units of their step, so a step that must shrink a lot drags every
+        # latent with it; start instead where the rounded pyramid already costs about the
+        # goal, so that training refines rather than rescales.
+        shape = torch.tensor([[-1.0 * lvl] * k for lvl in range(n_levels)])
+        offset = _start_offset(parts, shape, goal_bits) if goal_bits else math.log2(0.3)
+        self.log2_step = nn.Parameter((shape + offset).float())
         self.latents = nn.ParameterList(
             nn.Parameter((p / torch.exp2(self.log2_step[lvl].detach())[:, None, None])
                          .contiguous())
@@ -157,6 +162,30 @@ class LatentModel(nn.Module):
         return recon, self.bits(qs)
 
 
+def _start_offset(parts: list[Tensor], shape: Tensor, goal_bits: float) -> float:
+    """The global log2 step at which the rounded pyramid's entropy is nearest the goal.
+
+    The entropy is estimated per (level, component) with a zero-mean Laplace fitted to the
+    rounded values: a cheap, monotone stand-in for the trained context model.
+    """
+    def bits(offset: float) -> float:
+        total = 0.0
+        for lvl, part in enumerate(parts):
+            q = torch.round(part / torch.exp2(shape[lvl] + offset)[:, None, None])
+            b = q.abs().mean(dim=(1, 2)).clamp(min=1e-3)[:, None, None]
+            total += float(laplace_bits(q, torch.log2(b).clamp(_LOG2_MIN, _LOG2_MAX)).sum())
+        return total
+
+    lo, hi = -16.0, 6.0
+    for _ in range(30):  # bits fall as the step grows
+        mid = 0.5 * (lo + hi)
+        if bits(mid) > goal_bits:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 def _band_db(recon: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
     err = (recon - target) ** 2
     if weight is not None:
@@ -182,13 +211,13 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
         weight = None
         if job.mask is not None and not bool(np.all(job.mask)):
             weight = torch.from_numpy(job.mask.astype(np.float32)).to(dev)
-        model = LatentModel(target, weight, config).to(dev)
-        flat = target.reshape(config.bands, -1)
-        wflat = None if weight is None else weight.reshape(1, -1)
         n_values = float(config.bands * config.height * config.width)
         # The rate the latents may take: the budget less the basis, steps and network.
         latent_bits = max(8.0 * (job.budget - fixed_bytes(config)), 64.0)
         goal = 0.97 * latent_bits / n_values
+        model = LatentModel(target, weight, config, goal * n_values).to(dev)
+        flat = target.reshape(config.bands, -1)
+        wflat = None if weight is None else weight.reshape(1, -1)
         lam = 2.0 / max(goal, 1e-4)
         groups = [
             {"params": list(model.latents), "lr": 0.1},
@@ -224,7 +253,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
                 rate_ema = rounded if rate_ema is None else 0.7 * rate_ema + 0.3 * rounded
                 if it >= main // 10:  # a bounded step in log λ: no overshoot early on
                     step = 0.3 * math.log(max(rate_ema, 1e-6) / goal)
-                    lam = min(max(lam * math.exp(min(max(step, -0.08), 0.08)), 1e-2), 1e5)
+                    lam = min(max(lam * math.exp(min(max(step, -0.15), 0.15)), 1e-2), 1e5)
             if it % 25 == 0 or it == total - 1:
                 rec = {"epoch": it + 1, "epochs": total, "loss": float(loss.detach()),
                        "psnr": -float(dist.detach()), "rate": rv, "rounded_rate": rate_ema,
