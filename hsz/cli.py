@@ -251,8 +251,8 @@ def cli() -> None:
 def _model_help() -> str:
     from hsz.model import DEFAULT_MODEL, get_family, model_ids
 
-    listed = "; ".join(f"{i} = {get_family(i).summary}" for i in model_ids())
-    return f"Model family to fit (default {DEFAULT_MODEL}): {listed}."
+    listed = ". ".join(f"{i}: {get_family(i).summary}" for i in model_ids())
+    return f"Model family to fit (default {DEFAULT_MODEL}). {listed}."
 
 
 def _preset_help() -> str:
@@ -283,7 +283,8 @@ def _preset_help() -> str:
 @click.option("--model", "model_id", metavar="ID", default=None, help=_model_help())
 @click.option("--preset", metavar="NAME", default=None, help=_preset_help())
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Fit for exactly this many epochs (overrides the preset).")
+              help="Fit for exactly this many epochs (hiner) or noisy iterations (latent), "
+                   "instead of the preset's count.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed; the same seed gives the same file on the same machine.")
 @device_option

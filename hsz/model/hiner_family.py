@@ -116,7 +116,7 @@ class HinerFamily(ModelFamily):
     """The paper's model (seed 000), with hsz's sizing, schedules and rate landing."""
 
     id = "hiner"
-    summary = "wavelength -> embedding -> band; the cube lives in the network's weights"
+    summary = "the cube lives in a network's weights (wavelength -> embedding -> band)"
     presets = {name: hiner_schedule.describe(name)
                for name in hiner_schedule.PRESETS if name != "paper"}
     default_preset = "balanced"

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from hsz.codec.context import SCALE_ZERO, STEPS_PER_OCTAVE, TABLES, inputs
 from hsz.model.family import FitJob, Fitted
-from hsz.model.latent import LatentConfig, fixed_bytes
+from hsz.model.latent import LatentConfig, fixed_bytes, knot_matrix
 
 #: log2 of the smallest and largest scale the codec's tables hold.
 _LOG2_MIN = (0 - SCALE_ZERO) / STEPS_PER_OCTAVE
@@ -101,7 +101,11 @@ class LatentModel(nn.Module):
         if weight is not None:
             scores = scores * weight
         self.offset = nn.Parameter(mean.float())
-        self.basis = nn.Parameter(basis.float())
+        interp = torch.from_numpy(knot_matrix(b, config.knots)).to(basis)
+        self.register_buffer("interp", interp.float())
+        # Knots: the least-squares fit of the principal components through the interpolation.
+        knots = torch.linalg.lstsq(interp, basis).solution
+        self.basis = nn.Parameter(knots.float())
         # Steps start coarse at full resolution and halve per level; the latents start as a
         # Laplacian pyramid of the principal-component scores.
         sizes = config.sizes()
@@ -158,7 +162,7 @@ class LatentModel(nn.Module):
                 qs.append(p + (torch.round(p) - p).detach())
         s = self.maps(qs)
         k = s.shape[0]
-        recon = self.offset[:, None] + self.basis @ s.reshape(k, -1)
+        recon = self.offset[:, None] + (self.interp @ self.basis) @ s.reshape(k, -1)
         return recon, self.bits(qs)
 
 
