@@ -155,3 +155,21 @@ def test_steps_and_maps_are_what_the_decoder_uses(encoded: api.EncodeResult) -> 
     levels = [opened.stored.grids[f"level{i}"] for i in range(cfg.levels)]
     maps = coefficient_maps(cfg, levels, opened.stored.tensors["log2_step"])
     assert maps.shape == (cfg.k, cfg.height, cfg.width) and np.isfinite(maps).all()
+
+
+def test_knots_interpolate_linearly_and_hit_the_knots() -> None:
+    from hsz.model.latent import knot_matrix
+
+    m = knot_matrix(9, 3)  # knots at bands 0, 4, 8
+    assert np.allclose(m.sum(axis=1), 1.0)
+    assert np.array_equal(m[[0, 4, 8]], np.eye(3))
+    assert np.allclose(m[2], [0.5, 0.5, 0.0]) and np.allclose(m[7], [0.0, 0.25, 0.75])
+    assert np.array_equal(knot_matrix(5, 0), np.eye(5))
+
+
+def test_plans_grow_with_the_rate_and_refuse_what_cannot_fit() -> None:
+    small = FAMILY.plan((200, 145, 145), 26_000)
+    large = FAMILY.plan((200, 145, 145), 260_000)
+    assert small is not None and large is not None and large.k > small.k
+    assert FAMILY.plan((580, 31, 43), 20_000).knots == 290  # many bands: basis at knots
+    assert FAMILY.plan((200, 145, 145), 300) is None
