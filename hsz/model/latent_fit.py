@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from hsz.codec.context import SCALE_ZERO, STEPS_PER_OCTAVE, TABLES, inputs
 from hsz.model.family import FitJob, Fitted
 from hsz.model.latent import LatentConfig, fixed_bytes, knot_matrix
+from hsz.model.training import adam, lr_factor, resolve_device
 
 #: log2 of the smallest and largest scale the codec's tables hold.
 _LOG2_MIN = (0 - SCALE_ZERO) / STEPS_PER_OCTAVE
@@ -206,8 +207,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
     main, final = schedule
     if job.epochs is not None:  # an explicit count scales both phases
         main, final = max(1, int(job.epochs)), max(1, int(job.epochs) // 6)
-    dev = torch.device("cuda" if job.device == "auto" and torch.cuda.is_available()
-                       else ("cpu" if job.device == "auto" else job.device))
+    dev = resolve_device(job.device)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(job.seed)
@@ -229,14 +229,14 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             {"params": [model.log2_step, model.scale_bias, *model.ctx1.parameters(),
                         *model.ctx2.parameters()], "lr": 1e-2},
         ]
-        opt = torch.optim.Adam(groups)
+        opt = adam(groups)
         base = [g["lr"] for g in opt.param_groups]
         history: list[dict[str, Any]] = []
         rate_ema = None
         total = main + final
         for it in range(total):
             noisy = it < main
-            f = max(0.5 * (1 + math.cos(math.pi * it / main)), 0.02) if noisy else 0.01
+            f = lr_factor(it, main, floor=0.02) if noisy else 0.01
             for g, lr in zip(opt.param_groups, base, strict=True):
                 g["lr"] = lr * f
             recon, bits = model("noise" if noisy else "round")
