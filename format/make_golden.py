@@ -7,9 +7,9 @@ regenerated to make a test pass: a change in their bytes is a format change.
 
 Format 1.1 cases add ``<name>.grids.npz`` (every decoded grid's levels).  One is encoded by
 the ``latent`` family, one by the toy family of ``tests/toy_family.py`` (so the test
-registers it to decode the cube), one is written straight through the codec with three grids (two guided by the first, the third
-sharing the second's network) and two-layer context networks, to cover every path of the
-grid coding.
+registers it to decode the cube), one is written straight through the codec with three
+grids (two guided by the first, the third sharing the second's network) and two-layer
+context networks, to cover every path of the grid coding.
 
 Run from the repository root with ``../shared/data`` beside it:
 ``python format/make_golden.py [1.0|1.1]`` (default 1.0).
