@@ -131,7 +131,12 @@ class LatentModel(nn.Module):
         self.ctx2 = nn.Linear(config.hidden, 1)
         nn.init.zeros_(self.ctx2.weight)
         nn.init.zeros_(self.ctx2.bias)
-        self.scale_bias = nn.Parameter(torch.ones(n_levels, k))
+        # Each (level, component) starts at the scale of its own rounded latents, the
+        # estimate the start offset was chosen with, so the first rate is close to the goal.
+        with torch.no_grad():
+            fitted = torch.stack([torch.round(p).abs().mean(dim=(1, 2)).clamp(min=1e-3)
+                                  for p in self.latents])
+        self.scale_bias = nn.Parameter(torch.log2(fitted).clamp(_LOG2_MIN, _LOG2_MAX).float())
 
     def up(self, x: Tensor) -> Tensor:
         size = (self.config.height, self.config.width)
