@@ -114,6 +114,7 @@ def allocate_bits(
     size_of: Callable[[dict[str, int]], int],
     target_bytes: int,
     sensitivity: Mapping[str, float] | None = None,
+    floors: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """Choose per-tensor bit depths so the file is as good as it can be within the budget.
 
@@ -123,13 +124,15 @@ def allocate_bits(
     output error when that tensor alone is coarsened) or, when absent, approximated from the
     tensor's size and spread.  Starting from 8 bits, while the file is over budget, the bit
     that costs least error per byte saved is taken; then, while any tensor can take one more
-    bit within the budget, the bit that buys most error per byte is added.
+    bit within the budget, the bit that buys most error per byte is added.  ``floors`` sets a
+    tensor's fewest bits (the family knows where the noise model understates the harm).
     """
+    low = {name: max(MIN_DEPTH, (floors or {}).get(name, MIN_DEPTH)) for name in tensors}
     sens = sensitivity or {
         name: float(t.size) * (float(np.ptp(t)) if t.size else 0.0) ** 2
         for name, t in tensors.items()
     }
-    bits = {name: 8 for name in tensors}
+    bits = {name: max(8, low[name]) for name in tensors}
     size = size_of(bits)
 
     def noise(name: str, depth: int) -> float:
@@ -139,7 +142,7 @@ def allocate_bits(
         best: tuple[float, str] | None = None
         for name, t in tensors.items():
             depth = bits[name]
-            if depth <= MIN_DEPTH:
+            if depth <= low[name]:
                 continue
             cost = noise(name, depth - 1) - noise(name, depth)
             score = cost / max(t.size / 8.0, 1e-9)
@@ -147,7 +150,7 @@ def allocate_bits(
                 best = (score, name)
         if best is None:
             raise RateError(
-                f"the fitted model needs {size} bytes even at {MIN_DEPTH} bits per "
+                f"the fitted model needs {size} bytes even at its fewest bits per "
                 f"value; the budget is {target_bytes}"
             )
         bits[best[1]] -= 1
@@ -159,7 +162,7 @@ def allocate_bits(
         best = None
         for name, t in tensors.items():
             depth = bits[name]
-            if depth >= MAX_DEPTH or name in tried:
+            if depth >= max(MAX_DEPTH, low[name]) or name in tried:
                 continue
             gain = noise(name, depth) - noise(name, depth + 1)
             score = gain / max(t.size / 8.0, 1e-9)
