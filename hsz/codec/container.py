@@ -225,6 +225,27 @@ def read_container(buf: bytes | bytearray | memoryview) -> Container:
     return Container((major, minor), length, sections, skipped)
 
 
+def _with_open(path: str | os.PathLike[str], read: Any) -> Any:
+    """``read(fh)`` on the opened file; an OS error becomes a one-line FormatError."""
+    try:
+        with open(Path(path), "rb") as fh:
+            return read(fh)
+    except OSError as exc:
+        raise FormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_table(fh: BinaryIO) -> tuple[int, int, int, list[Section]]:
+    """Header and section table of an open file (CRC-checked): major, minor, length,
+    sections without payloads."""
+    size = os.fstat(fh.fileno()).st_size
+    fh.seek(0)
+    head = fh.read(HEADER.size)
+    major, minor, length, count = _parse_header(head, size)
+    table_end = HEADER.size + ENTRY.size * count + CRC.size
+    entries = _parse_table(head + fh.read(table_end - HEADER.size), count, length)
+    return major, minor, length, entries
+
+
 def read_container_header(source: str | os.PathLike[str] | BinaryIO,
                           want: tuple[str, ...] = ("META",)) -> Container:
     """Read only the header, the table and the sections named in ``want`` (CRC-checked).
@@ -232,19 +253,9 @@ def read_container_header(source: str | os.PathLike[str] | BinaryIO,
     For ``hsz info``: a large file's coded tensors are never read.
     """
     if isinstance(source, str | os.PathLike):
-        try:
-            with open(Path(source), "rb") as fh:
-                return read_container_header(fh, want)
-        except OSError as exc:
-            raise FormatError(f"cannot read {source}: {exc.strerror or exc}") from None
+        return _with_open(source, lambda fh: read_container_header(fh, want))
     fh = source
-    size = os.fstat(fh.fileno()).st_size
-    fh.seek(0)
-    head = fh.read(HEADER.size)
-    major, minor, length, count = _parse_header(head, size)
-    table_end = HEADER.size + ENTRY.size * count + CRC.size
-    table = head + fh.read(table_end - HEADER.size)
-    entries = _parse_table(table, count, length)
+    major, minor, length, entries = _read_table(fh)
     skipped = _check_known(entries, (major, minor))
     sections = []
     for s in entries:
@@ -289,18 +300,9 @@ def check_integrity(source: str | os.PathLike[str] | BinaryIO) -> dict[str, Any]
     :class:`FormatError`: without a sound table there are no sections to check.
     """
     if isinstance(source, str | os.PathLike):
-        try:
-            with open(Path(source), "rb") as fh:
-                return check_integrity(fh)
-        except OSError as exc:
-            raise FormatError(f"cannot read {source}: {exc.strerror or exc}") from None
+        return _with_open(source, check_integrity)
     fh = source
-    size = os.fstat(fh.fileno()).st_size
-    fh.seek(0)
-    head = fh.read(HEADER.size)
-    _, _, length, count = _parse_header(head, size)
-    table_end = HEADER.size + ENTRY.size * count + CRC.size
-    entries = _parse_table(head + fh.read(table_end - HEADER.size), count, length)
+    _, _, _, entries = _read_table(fh)
     damaged: list[dict[str, Any]] = []
     for s in entries:
         crc = _payload_crc(fh, s)
