@@ -267,9 +267,22 @@ def _grid_section(grids: Mapping[str, Grid]) -> bytes:
     return b"".join(parts)
 
 
+@dataclass(frozen=True)
+class CodedGrids:
+    """A ``LATS`` payload already coded, so that packing the same grids again (landing
+    tries many tensor bit depths around fixed grids) does not run the context coder again."""
+
+    payload: bytes
+
+
+def code_grids(grids: Mapping[str, Grid]) -> CodedGrids:
+    """Code ``grids`` once; :func:`pack` accepts the result wherever it accepts grids."""
+    return CodedGrids(_grid_section(grids) if grids else b"")
+
+
 def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTensor],
                    raw: Mapping[str, np.ndarray] | None = None,
-                   grids: Mapping[str, Grid] | None = None) -> bytes:
+                   grids: Mapping[str, Grid] | CodedGrids | None = None) -> bytes:
     """Write already-quantized tensors (what :func:`quantize_all` returned).
 
     With ``grids`` the file gains a ``LATS`` section and is format 1.1; without, it is
@@ -280,8 +293,10 @@ def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTens
                 ("TDAT", FLAG_CRITICAL, tdat)]
     if raw:
         sections.append(("RAWA", FLAG_CRITICAL, _raw_section(raw)))
-    if grids:
-        sections.append(("LATS", FLAG_CRITICAL, _grid_section(grids)))
+    lats = grids.payload if isinstance(grids, CodedGrids) else (
+        _grid_section(grids) if grids else b"")
+    if lats:
+        sections.append(("LATS", FLAG_CRITICAL, lats))
         return write_container(sections, minor=FORMAT_MINOR)
     return write_container(sections, minor=0)
 
@@ -290,7 +305,7 @@ def pack(meta: Mapping[str, Any], tensors: Mapping[str, np.ndarray], *,
          bits: int | Mapping[str, int] = DEFAULT_BITS,
          raw: Mapping[str, np.ndarray] | None = None,
          axis: AxisChoice | Mapping[str, AxisChoice] = "auto",
-         grids: Mapping[str, Grid] | None = None) -> bytes:
+         grids: Mapping[str, Grid] | CodedGrids | None = None) -> bytes:
     """Quantize, entropy-code and write ``tensors`` with ``meta`` and exact ``raw`` arrays.
 
     Deterministic: the same inputs give the same bytes.  ``unpack(pack(...)).tensors``

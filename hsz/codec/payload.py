@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,8 @@ class Payload:
 
     tensors: Mapping[str, np.ndarray] = field(default_factory=dict)
     bits: int | Mapping[str, int] = DEFAULT_BITS
-    grids: Mapping[str, Grid] = field(default_factory=dict)
+    #: Grids, or the same already coded (:func:`hsz.codec.pack.code_grids`).
+    grids: Mapping[str, Grid] | Any = field(default_factory=dict)
     #: Arrays stored exactly (in ``RAWA``, beside the codec's own normalization arrays).
     raw: Mapping[str, np.ndarray] = field(default_factory=dict)
 

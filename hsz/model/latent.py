@@ -247,6 +247,13 @@ def _sensitivity(config: LatentConfig, tensors: dict[str, np.ndarray],
     return out
 
 
+#: Fewest bits of the float tensors, which training freezes them on before its rounded
+#: phase: a step multiplies latents of hundreds at high rates, and the basis every latent;
+#: measured on Jasper Ridge at 0.5 bpppb, 8-9 bits there cost 6.7 dB (50.2 dB fitted,
+#: 43.5 dB in the file).
+TENSOR_BITS = {"basis": 10, "offset": 10, "log2_step": 14}
+
+
 def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
                  limit: int) -> Payload:
     """Quantize the float tensors by measured sensitivity, then fit the file to ``limit``.
@@ -258,48 +265,42 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
     bisection on the real packed size: a second rounding, so a last resort.
     """
     from hsz import rate
+    from hsz.codec.pack import code_grids
 
-    # Fewest bits: a step is multiplied by latents of hundreds at high rates, and the basis by
-    # every latent; measured on Jasper Ridge at 0.5 bpppb, 8-9 bits there cost 6.7 dB (50.2 dB
-    # fitted, 43.5 dB in the file).
-    floors = {"basis": 10, "offset": 10, "log2_step": 14}  # as trained: latent_fit.TENSOR_BITS
-    tensors = {name: np.asarray(state[name], np.float32)
-               for name in ("basis", "offset", "log2_step")}
+    tensors = {name: np.asarray(state[name], np.float32) for name in TENSOR_BITS}
     levels = [np.asarray(v, np.int32) for v in state["levels"]]
     sens = _sensitivity(config, tensors, levels)
+    fewest = {n: max(8, b) for n, b in TENSOR_BITS.items()}
 
-    def payload(u: float, bits: dict[str, int] | None = None) -> Payload:
+    def coarser(u: float) -> Payload:
+        """Latents requantized ``u`` octaves coarser (none for u = 0), grids coded once."""
         lv = levels if u == 0 else [np.rint(v / 2.0**u).astype(np.int32) for v in levels]
-        ts = dict(tensors)
-        ts["log2_step"] = tensors["log2_step"] + np.float32(u)
-        return Payload(ts, bits or {n: 8 for n in ts}, _grids(config, lv, state["net"], u))
+        ts = dict(tensors, log2_step=tensors["log2_step"] + np.float32(u))
+        return Payload(ts, fewest, code_grids(_grids(config, lv, state["net"], u)))
 
-    eight = {n: max(8, floors[n]) for n in tensors}
-    grids0 = payload(0.0).grids
+    def with_bits(p: Payload) -> Payload:
+        bits = rate.allocate_bits(p.tensors, lambda b: len(pack(Payload(p.tensors, b, p.grids))),
+                                  limit, sens, TENSOR_BITS)
+        return Payload(p.tensors, bits, p.grids)
+
     # First let the float tensors give way (cheap in quality); only when even their fewest
     # bits cannot make room are the latents requantized, which costs a second rounding.
     try:
-        bits = rate.allocate_bits(tensors, lambda b: len(pack(Payload(tensors, b, grids0))),
-                                  limit, sens, floors)
-        return Payload(tensors, bits, grids0)
+        return with_bits(coarser(0.0))
     except RateError:
         pass
     lo, hi = 0.0, 0.125
-    while len(pack(payload(hi, eight))) > limit:
+    while len(pack(coarser(hi))) > limit:
         lo, hi = hi, hi * 2
         if hi > 8:
             raise RateError(f"the latent model cannot be coded in {limit} bytes")
     for _ in range(8):
         mid = 0.5 * (lo + hi)
-        if len(pack(payload(mid, eight))) <= limit:
+        if len(pack(coarser(mid))) <= limit:
             hi = mid
         else:
             lo = mid
-    shifted = payload(hi)
-    bits = rate.allocate_bits(shifted.tensors,
-                              lambda b: len(pack(Payload(shifted.tensors, b, shifted.grids))),
-                              limit, sens, floors)
-    return Payload(shifted.tensors, bits, shifted.grids)
+    return with_bits(coarser(hi))
 
 
 # ------------------------------------------------------------------------------ the family

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from hsz.codec.context import SCALE_ZERO, STEPS_PER_OCTAVE, TABLES, inputs
 from hsz.model.family import FitJob, Fitted
-from hsz.model.latent import LatentConfig, fixed_bytes, knot_matrix
+from hsz.model.latent import TENSOR_BITS, LatentConfig, fixed_bytes, knot_matrix
 from hsz.model.training import adam, lr_factor, resolve_device
 
 #: log2 of the smallest and largest scale the codec's tables hold.
@@ -194,10 +194,6 @@ def _start_offset(parts: list[Tensor], shape: Tensor, goal_bits: float) -> float
         else:
             hi = mid
     return hi
-
-
-#: Bits the float tensors are stored with (the landing stores them exactly so).
-TENSOR_BITS = {"basis": 10, "offset": 10, "log2_step": 14}
 
 
 def _freeze_quantized(model: LatentModel) -> None:
