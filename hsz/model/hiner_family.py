@@ -86,13 +86,8 @@ def quantization_sensitivity(
     probe_bands: int = 8,
     probe_bits: int = 6,
 ) -> dict[str, float]:
-    """How much each tensor's quantization noise shows in the decoded bands.
-
-    Coarsening one tensor to ``probe_bits`` while the rest stay exact and measuring the
-    mean squared change of a few decoded bands gives that tensor's weight in the rate
-    allocation; rescaled to what the same tensor would cost at 8 bits.
-    """
-    from hsz.codec import quantize
+    """:func:`hsz.rate.quantization_sensitivity` over ``probe_bands`` decoded bands."""
+    from hsz import rate
     from hsz.model.render import render
 
     picks = np.unique(np.linspace(0, coords.size - 1, min(probe_bands, coords.size)).round())
@@ -102,14 +97,7 @@ def quantization_sensitivity(
         decoder, emb = split_tensors(ts)
         return np.stack(list(render(config, decoder, emb, coords, query, device=device)))
 
-    reference = bands(tensors)
-    scale = 4.0 ** (8 - probe_bits)
-    out: dict[str, float] = {}
-    for name, t in tensors.items():
-        coarse = dict(tensors)
-        coarse[name] = quantize(name, t, bits=probe_bits).dequantize().reshape(t.shape)
-        out[name] = float(np.mean((bands(coarse) - reference) ** 2)) / scale
-    return out
+    return rate.quantization_sensitivity(tensors, bands, probe_bits)
 
 
 class HinerFamily(ModelFamily):

@@ -225,26 +225,17 @@ def _grids(config: LatentConfig, levels: list[np.ndarray], net: dict[str, np.nda
 
 def _sensitivity(config: LatentConfig, tensors: dict[str, np.ndarray],
                  levels: list[np.ndarray]) -> dict[str, float]:
-    """Output MSE from coarsening each tensor to 6 bits, rescaled to 8 bits (as HINER's)."""
-    from hsz.codec import quantize
+    """:func:`hsz.rate.quantization_sensitivity` over 4,096 pixels of every band."""
+    from hsz import rate
 
-    maps = coefficient_maps(config, levels, tensors["log2_step"]).reshape(config.k, -1)
-    pick = np.unique(np.linspace(0, maps.shape[1] - 1, min(4096, maps.shape[1])).astype(int))
-    sub = maps[:, pick]
+    n = config.height * config.width
+    pick = np.unique(np.linspace(0, n - 1, min(4096, n)).astype(int))
 
-    def bands(ts: dict[str, np.ndarray], m: np.ndarray) -> np.ndarray:
+    def bands(ts: dict[str, np.ndarray]) -> np.ndarray:
+        m = coefficient_maps(config, levels, ts["log2_step"]).reshape(config.k, -1)[:, pick]
         return ts["offset"].astype(np.float64)[:, None] + full_basis(config, ts["basis"]) @ m
 
-    ref = bands(tensors, sub)
-    out = {}
-    for name, t in tensors.items():
-        coarse = dict(tensors)
-        coarse[name] = quantize(name, t, bits=6).dequantize().reshape(t.shape)
-        m = sub
-        if name == "log2_step":
-            m = coefficient_maps(config, levels, coarse[name]).reshape(config.k, -1)[:, pick]
-        out[name] = float(np.mean((bands(coarse, m) - ref) ** 2)) / 16.0
-    return out
+    return rate.quantization_sensitivity(tensors, bands)
 
 
 #: Fewest bits of the float tensors, which training freezes them on before its rounded
