@@ -35,6 +35,7 @@ magnitudes, which a ReLU network cannot otherwise form cheaply).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -299,6 +300,17 @@ def _groups(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return [(int(t), order[s:e]) for t, s, e in zip(ts, starts, ends, strict=True)]
 
 
+def _residual_groups(lv: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None
+                     ) -> Iterator[tuple[np.ndarray, int]]:
+    """For a fully known grid, in decoding order: each table's residuals, pass by pass."""
+    for c, parity in _passes(lv.shape):
+        pos, feats = features(lv, guide, c, parity, decoded_odd=parity == 1)
+        centre, table = evaluate(net, feats, c, bits)
+        flat = lv[c].reshape(-1)[pos]
+        for t, idx in _groups(table):
+            yield flat[idx] - centre[idx], t
+
+
 def check_levels(levels: np.ndarray, bits: int) -> None:
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if levels.ndim != 3 or levels.size == 0:
@@ -314,13 +326,7 @@ def encode(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None)
     lv = np.asarray(levels, dtype=np.int64)
     check_levels(lv, bits)
     net.check(inputs(None if guide is None else guide.shape[0]), lv.shape[0])
-    chunks: list[tuple[np.ndarray, int]] = []
-    for c, parity in _passes(lv.shape):
-        pos, feats = features(lv, guide, c, parity, decoded_odd=parity == 1)
-        centre, table = evaluate(net, feats, c, bits)
-        flat = lv[c].reshape(-1)[pos]
-        for t, idx in _groups(table):
-            chunks.append((flat[idx] - centre[idx], t))
+    chunks = list(_residual_groups(lv, bits, net, guide))
     coder = constriction.stream.stack.AnsCoder()
     for residual, t in reversed(chunks):
         model, span = _model(t, bits)
@@ -360,14 +366,9 @@ def cost_bits(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | No
     """Information content of ``levels`` under ``net`` in bits (the ANS stream's size less
     at most 64 bits of flush), for encoders choosing between candidates without coding."""
     lv = np.asarray(levels, dtype=np.int64)
-    total = 0.0
-    for c, parity in _passes(lv.shape):
-        pos, feats = features(lv, guide, c, parity, decoded_odd=parity == 1)
-        centre, table = evaluate(net, feats, c, bits)
-        residual = lv[c].reshape(-1)[pos] - centre + ((1 << bits) - 1)
-        for t, idx in _groups(table):
-            total += float(np.sum(_cost_table(t, bits)[residual[idx]]))
-    return total
+    span = (1 << bits) - 1
+    return sum(float(np.sum(_cost_table(t, bits)[residual + span]))
+               for residual, t in _residual_groups(lv, bits, net, guide))
 
 
 def stream_bytes(info_bits: float) -> int:
