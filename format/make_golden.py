@@ -1,4 +1,4 @@
-"""Write the golden files in format/v1.0/ and format/v1.1/ from small crops of real scenes.
+"""Write the golden files in format/v1.0/, v1.1/ and v1.2/ from small crops of real scenes.
 
 For each case it writes ``<name>.hsz``, ``<name>.info.json`` (``hsz.codec.describe``),
 ``<name>.decoded.npy`` (the decoded cube's samples, bands first) and ``<name>.sha256``
@@ -11,8 +11,13 @@ registers it to decode the cube), one is written straight through the codec with
 grids (two guided by the first, the third sharing the second's network) and two-layer
 context networks, to cover every path of the grid coding.
 
+Format 1.2 cases: the ``latent`` family on the Indian Pines crop (band curves in ``BNDS``,
+basis and offsets coded as differences), HINER on the float64 Samson crop (float band
+ranges as short decimals), and a codec-only file with a curve of each kind and every
+difference method.
+
 Run from the repository root with ``../shared/data`` beside it:
-``python format/make_golden.py [1.0|1.1]`` (default 1.0).
+``python format/make_golden.py [1.0|1.1|1.2]`` (default 1.0).
 """
 
 from __future__ import annotations
@@ -98,6 +103,45 @@ def cases_1_1() -> dict[str, bytes]:
     return {"toy_linear_ip_u16": toy, "guided_grids": guided, "latent_ip_u16": latent}
 
 
+def cases_1_2() -> dict[str, bytes]:
+    """Format 1.2 files: band curves and difference-coded tensors."""
+    from hsz import api, codec
+
+    ip = np.load(SHARED / "indian_pines_corrected.npy")[50:66, 80:96, 40:64]
+    table = np.loadtxt(SHARED / "indian_pines_corrected_wavelengths.csv", delimiter=",",
+                       comments="#", skiprows=4, usecols=(3, 4))[40:64]
+    ip_cube = Cube_(np.ascontiguousarray(np.moveaxis(ip, -1, 0)), wavelengths=table[:, 0],
+                    fwhm=table[:, 1], wavelength_units="Nanometers", source_format="npy")
+    latent = api.encode(ip_cube, bpppb=6.0, model="latent", preset="fast", epochs=150,
+                        seed=0).data
+
+    import scipy.io
+
+    v = scipy.io.loadmat(SHARED / "samson.mat")["V"]
+    samson = np.reshape(v.T, (95, 95, 156), order="F")[30:42, 40:52, 60:80]
+    samson_cube = Cube_(np.ascontiguousarray(np.moveaxis(samson, -1, 0)), source_format="mat")
+    hiner = api.encode(samson_cube, bpppb=6.0, epochs=40, seed=0).data
+
+    # Curves of every kind: decimal float64 wavelengths on a near-linear grid with a jump,
+    # fwhm that are not short decimals (stored), float32 and int16 band ranges; tensors
+    # smooth along their first axis, so that each difference method is the cheapest.
+    rng = np.random.default_rng(12)
+    wl = np.round(np.concatenate([np.linspace(400.0, 700.0, 20), np.linspace(900.0, 1000.0, 12)])
+                  + rng.normal(0, 0.02, 32), 2)
+    meta = {"note": "band-curve conformance file; no model", "wavelengths": wl.tolist(),
+            "fwhm": (10.0 + rng.random(32) / 3.0).tolist()}
+    raw = {"band_low": np.round(rng.random(32), 3).astype(np.float32),
+           "band_high": (1000 + np.cumsum(rng.integers(-20, 21, 32))).astype(np.int16)}
+    t = np.linspace(0, 1, 64, dtype=np.float32)[:, None]
+    tensors = {"smooth_gauss": np.cumsum(rng.normal(0, 0.02, (64, 6)), axis=0) + t,
+               "smooth_geom": np.cumsum(rng.laplace(0, 0.02, (64, 5)), axis=0),
+               "smooth_hist": np.cumsum(rng.choice([-0.1, 0.0, 0.0, 0.25], (64, 4)), axis=0)}
+    tensors = {k: np.asarray(v, np.float32) for k, v in tensors.items()}
+    curves = codec.pack(meta, tensors, bits={"smooth_gauss": 10, "smooth_geom": 10,
+                                             "smooth_hist": 6}, raw=raw)
+    return {"latent_ip_u16": latent, "hiner_samson_f64": hiner, "band_curves": curves}
+
+
 def Cube_(*args, **kwargs):  # noqa: N802 - imported late so that --help needs no hsz
     from hsz.cube import Cube
 
@@ -136,8 +180,10 @@ def main(argv: list[str]) -> int:
                 for name, (cube, options) in cases().items()}
     elif version == "1.1":
         made = cases_1_1()
+    elif version == "1.2":
+        made = cases_1_2()
     else:
-        print(f"unknown version {version}; use 1.0 or 1.1", file=sys.stderr)
+        print(f"unknown version {version}; use 1.0, 1.1 or 1.2", file=sys.stderr)
         return 2
     for name, buf in made.items():
         path = out / f"{name}.hsz"

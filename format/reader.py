@@ -5,7 +5,8 @@ It checks every CRC, parses the metadata, the tensor directory and the raw array
 decodes the tensors with a plain-Python ANS decoder (SPEC.md §6.2) -- slow, but it proves
 the specification is complete.  Format 1.1 grids (``LATS``, SPEC.md §6.3) are decoded too:
 their context network is evaluated here with numpy integers from the spec's rule, so every
-symbol of every file is checked without hsz.
+symbol of every file is checked without hsz.  Format 1.2 band curves (``BNDS``, SPEC.md
+§4.6) are put back into the metadata and raw arrays, and methods 5-7 (§6.4) are undone.
 
     python format/reader.py FILE.hsz            # print the info as JSON
     python format/reader.py --tensors FILE.hsz  # also decode and summarize every tensor/grid
@@ -24,8 +25,9 @@ from typing import Any
 import numpy as np
 
 SIGNATURE = b"\x89HSZ\r\n\x1a\n"
-KNOWN = {"META", "TDIR", "TDAT", "RAWA", "LATS"}
-METHODS = ["raw", "const", "categorical", "geometric", "gaussian"]
+KNOWN = {"META", "BNDS", "TDIR", "TDAT", "RAWA", "LATS"}
+METHODS = ["raw", "const", "categorical", "geometric", "gaussian",
+           "categorical/delta", "geometric/delta", "gaussian/delta"]
 RAW_DTYPES = {1: "<f4", 2: "<f8", 3: "<f2", 4: "<i1", 5: "<i2", 6: "<i4", 7: "<i8",
               8: "<u1", 9: "<u2", 10: "<u4", 11: "<u8", 12: "|b1"}
 
@@ -121,10 +123,12 @@ def parse_tdir(payload: bytes, file_length: int) -> list[dict[str, Any]]:
     for _ in range(cur.num("I")):
         name, shape = cur.name(), cur.shape()
         bits, axis, method, blen = cur.num("B"), cur.num("B"), cur.num("B"), cur.num("Q")
-        if not 2 <= bits <= 16 or axis not in (0, 0xFF) or method > 4:
+        if not 2 <= bits <= 16 or axis not in (0, 0xFF) or method > 7:
             raise ReaderError(f"TDIR entry {name!r}: bad bits/axis/method")
         if axis == 0 and not shape:
             raise ReaderError(f"TDIR entry {name!r}: per-channel scalar")
+        if method >= 5 and (not shape or shape[0] < 2):
+            raise ReaderError(f"TDIR entry {name!r}: differences need a first axis of 2 or more")
         budget -= math.prod(shape)
         if budget < 0:
             raise ReaderError("too many elements for the file size")
@@ -165,6 +169,85 @@ def parse_raw(payload: bytes) -> dict[str, np.ndarray]:
     return out
 
 
+BAND_PLACES = {0: ("wavelengths", "fwhm"), 1: ("band_low", "band_high")}
+
+
+def golomb_values(stream: bytes, n: int, r: int) -> list[int]:
+    """n Exp-Golomb codes of order r, bits least significant first (SPEC §4.6)."""
+    bits = [(byte >> i) & 1 for byte in stream for i in range(8)]
+    pos, out = 0, []
+
+    def bit() -> int:
+        nonlocal pos
+        if pos >= len(bits):
+            raise ReaderError("BNDS: stream ends early")
+        pos += 1
+        return bits[pos - 1]
+
+    for _ in range(n):
+        m = 0
+        while bit():
+            m += 1
+            if m + r > 62:
+                raise ReaderError("BNDS: code over 62 bits")
+        v = sum(bit() << i for i in range(m + r))
+        out.append(2 ** (m + r) + v - 2**r)
+    if len(bits) - pos >= 8 or any(bits[pos:]):
+        raise ReaderError("BNDS: bits left over")
+    return out
+
+
+def parse_bands(payload: bytes) -> list[tuple[str, int, np.ndarray]]:
+    """(name, place, values) of every band curve (SPEC §4.6)."""
+    cur = Bytes(payload, "BNDS")
+    if cur.num("B") != 0:
+        raise ReaderError("BNDS: unknown layout")
+    count = cur.num("H")
+    if count > 4:
+        raise ReaderError("BNDS: too many curves")
+    out: list[tuple[str, int, np.ndarray]] = []
+    for _ in range(count):
+        name, place, code, n = cur.name(), cur.num("B"), cur.num("B"), cur.num("I")
+        if name not in BAND_PLACES.get(place, ()) or any(o[0] == name for o in out):
+            raise ReaderError(f"BNDS: curve {name!r} in place {place}")
+        if code not in RAW_DTYPES or code == 12 or (place == 0 and code != 2):
+            raise ReaderError(f"BNDS {name!r}: dtype code {code}")
+        if not 1 <= n <= 2**20:
+            raise ReaderError(f"BNDS {name!r}: {n} values")
+        dtype = np.dtype(RAW_DTYPES[code])
+        method = cur.num("B")
+        if method == 0:
+            values = np.frombuffer(cur.take(n * dtype.itemsize), dtype).astype(
+                dtype.newbyteorder("="))
+        elif method == 1:
+            p, d, r, length = cur.num("B"), cur.num("B"), cur.num("B"), cur.num("I")
+            if p > 15 or d > 2 or r > 24 or (dtype.kind in "iu" and p):
+                raise ReaderError(f"BNDS {name!r}: parameters")
+            if n > 8 * length:
+                raise ReaderError(f"BNDS {name!r}: too many values for the stream")
+            x = [z // 2 if z % 2 == 0 else -(z + 1) // 2
+                 for z in golomb_values(cur.take(length), n, r)]
+            for _ in range(d):
+                x = [sum(x[: i + 1]) for i in range(len(x))]
+            if any(abs(k) > 2**53 for k in x):
+                raise ReaderError(f"BNDS {name!r}: integer beyond 2^53")
+            if dtype.kind in "iu":
+                lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+                if any(not lo <= k <= hi for k in x):
+                    raise ReaderError(f"BNDS {name!r}: value outside its type")
+                values = np.array(x, dtype.newbyteorder("="))
+            else:
+                values = (np.array(x, np.float64) / np.float64(10**p)).astype(
+                    dtype.newbyteorder("="))
+        else:
+            raise ReaderError(f"BNDS {name!r}: method {method}")
+        if place == 0 and not np.all(np.isfinite(values)):
+            raise ReaderError(f"BNDS {name!r}: not finite")
+        out.append((name, place, values))
+    cur.end()
+    return out
+
+
 def info(buf: bytes) -> dict[str, Any]:
     """The same information `hsz info` reports (hsz.codec.describe), from SPEC alone."""
     c = parse_container(buf)
@@ -180,6 +263,12 @@ def info(buf: bytes) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise ReaderError("META is not an object")
     raw = parse_raw(by_type["RAWA"]["payload"]) if "RAWA" in by_type else {}
+    for name, place, values in (parse_bands(by_type["BNDS"]["payload"])
+                                if "BNDS" in by_type else []):
+        home: dict[str, Any] = meta if place == 0 else raw
+        if name in home:
+            raise ReaderError(f"{name!r} is stored twice")
+        home[name] = [float(v) for v in values] if place == 0 else values
     tensors = parse_tdir(by_type["TDIR"]["payload"], c["length"])
     if sum(e["bytes"] for e in tensors) != by_type["TDAT"]["length"]:
         raise ReaderError("TDIR block lengths do not sum to TDAT")
@@ -262,7 +351,17 @@ def ans_decode(words: list[int], c: list[int], count: int) -> list[int]:
     return out
 
 
-def decode_levels(method: int, cur: Bytes, n_values: int, bits: int) -> list[int]:
+def decode_levels(method: int, cur: Bytes, n_values: int, bits: int,
+                  rows: int = 1) -> list[int]:
+    if method >= 5:  # SPEC §6.4: differences along the first axis, modulo 2^b
+        r = np.array(decode_levels(method - 3, cur, n_values, bits), np.int64)
+        r = r.reshape(rows, -1) - 2 ** (bits - 1)
+        q = np.zeros_like(r)
+        prev = np.zeros(r.shape[1], np.int64)
+        for i in range(rows):
+            prev = (prev + r[i]) % 2**bits
+            q[i] = prev
+        return [int(v) for v in q.reshape(-1)]
     if method == 0:
         data = cur.rest()
         if len(data) != math.ceil(n_values * bits / 8):
@@ -313,7 +412,8 @@ def decode_tensors(buf: bytes) -> dict[str, np.ndarray]:
         offsets = np.frombuffer(cur.take(4 * n_params), "<f4").astype(np.float64)
         scales = np.frombuffer(cur.take(4 * n_params), "<f4").astype(np.float64)
         n_values = math.prod(e["shape"])
-        q = np.array(decode_levels(METHODS.index(e["method"]), cur, n_values, e["bits"]),
+        rows = e["shape"][0] if e["shape"] else 1
+        q = np.array(decode_levels(METHODS.index(e["method"]), cur, n_values, e["bits"], rows),
                      dtype=np.float64).reshape(e["shape"])
         bshape = (-1,) + (1,) * (len(e["shape"]) - 1) if e["axis"] == 0 else ()
         w = offsets.reshape(bshape) + q * scales.reshape(bshape)

@@ -41,8 +41,46 @@ class BandScale:
         return BandScale(lo, hi)
 
 
+def _short_decimals(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float ranges widened outward to decimals with a thousandth of the narrowest span.
+
+    They are normalization constants, not data: a bound a thousandth of a span wider costs
+    nothing measurable, while exact float64 extremes cost 16 bytes a band (1,248 bytes,
+    14 % of a 0.05 bpppb Samson file) and short decimals on a smooth curve about one.
+    """
+    lo64, hi64 = low.astype(np.float64), high.astype(np.float64)
+    if not (np.all(np.isfinite(lo64)) and np.all(np.isfinite(hi64))):
+        return low, high
+    spans = hi64 - lo64
+    ref = float(spans[spans > 0].min()) if np.any(spans > 0) else float(np.abs(hi64).max())
+    if ref <= 0:
+        return low, high
+    places = int(np.clip(3 - np.floor(np.log10(ref)), 0, 15))
+    scale = float(10**places)
+    out = []
+    for values, rounding, step in ((lo64, np.floor, -1), (hi64, np.ceil, 1)):
+        k = rounding(values * scale)
+        if np.any(np.abs(k) > 2.0**53):
+            return low, high
+        v = (k / scale).astype(low.dtype)
+        for _ in range(4):  # float rounding can land a hair inside the true extreme
+            inside = v > values if step < 0 else v < values
+            if not inside.any():
+                break
+            k = np.where(inside, k + step, k)
+            v = (k / scale).astype(low.dtype)
+        out.append(v)
+    if np.any(out[0] > low) or np.any(out[1] < high):
+        return low, high
+    return out[0], out[1]
+
+
 def band_scale(cube: Cube, mask: np.ndarray | None) -> BandScale:
-    """Minimum and maximum of each band over valid pixels, kept in the source dtype."""
+    """Minimum and maximum of each band over valid pixels, kept in the source dtype.
+
+    Integer types keep their exact extremes; float types get bounds just outside them
+    that are short decimals (:func:`_short_decimals`), which the file stores compactly.
+    """
     lows = np.empty(cube.bands, dtype=cube.dtype)
     highs = np.empty(cube.bands, dtype=cube.dtype)
     for k in range(cube.bands):
@@ -53,6 +91,8 @@ def band_scale(cube: Cube, mask: np.ndarray | None) -> BandScale:
         else:
             lows[k] = vals.min()
             highs[k] = vals.max()
+    if cube.dtype.kind == "f":
+        lows, highs = _short_decimals(lows, highs)
     return BandScale(lows, highs)
 
 

@@ -38,7 +38,7 @@ def test_pack_unpack_roundtrip() -> None:
     t = _tensors()
     buf = pack(META, t, bits={"dec.0.weight": 6, "dec.0.bias": 8, "emb": 8, "scalar": 8}, raw=RAW)
     u = unpack(buf)
-    assert u.meta == META and u.version == (1, 0)
+    assert u.meta == META and u.version == (1, 2)  # 1.2: the wavelengths are a band curve
     assert list(u.tensors) == list(t)
     expect = dequantized(t, {"dec.0.weight": 6, "dec.0.bias": 8, "emb": 8, "scalar": 8})
     for k in t:
@@ -46,7 +46,7 @@ def test_pack_unpack_roundtrip() -> None:
         assert np.array_equal(u.tensors[k], expect[k])
     for k, v in RAW.items():
         assert u.raw[k].dtype == v.dtype and np.array_equal(u.raw[k], v)
-    assert [s[0] for s in u.sections] == ["META", "TDIR", "TDAT", "RAWA"]
+    assert [s[0] for s in u.sections] == ["META", "BNDS", "TDIR", "TDAT", "RAWA"]
     assert pack(META, t, bits=8, raw=RAW) == pack(META, _tensors(), bits=8, raw=RAW)
 
 
@@ -58,8 +58,15 @@ def test_no_raw_and_no_tensors() -> None:
 
 def test_estimate_size_is_exact() -> None:
     t = _tensors(1)
-    buf = pack(META, t, bits=7, raw=RAW)
-    assert estimate_size(t, 7, len(meta_json(META)), RAW) == len(buf)
+    plain = {k: v for k, v in META.items() if k != "wavelengths"}  # no band curves
+    buf = pack(plain, t, bits=7, raw=RAW)
+    assert estimate_size(t, 7, len(meta_json(plain)), RAW) == len(buf)
+
+
+def test_a_file_without_band_curves_stays_format_1_0() -> None:
+    plain = {k: v for k, v in META.items() if k != "wavelengths"}
+    u = unpack(pack(plain, {"w": np.zeros((3, 4), np.float32)}, raw=RAW))
+    assert u.version == (1, 0) and u.meta == plain
 
 
 def test_describe_from_path_and_bytes(tmp_path) -> None:
@@ -68,9 +75,9 @@ def test_describe_from_path_and_bytes(tmp_path) -> None:
     p.write_bytes(buf)
     d = describe(p)
     assert d == describe(buf)
-    assert d["format"] == "1.0" and d["total_bytes"] == len(buf) and d["meta"] == META
+    assert d["format"] == "1.2" and d["total_bytes"] == len(buf) and d["meta"] == META
     assert [t["name"] for t in d["tensors"]] == list(_tensors())
-    assert d["header_bytes"] == 32 + 28 * 4
+    assert d["header_bytes"] == 32 + 28 * 5
 
 
 def test_header_reader_skips_tensor_data(tmp_path) -> None:
@@ -91,8 +98,8 @@ def test_integrity_names_each_damaged_section(tmp_path) -> None:
     buf = pack(META, _tensors(), raw=RAW)
     p = tmp_path / "x.hsz"
     p.write_bytes(buf)
-    assert check_integrity(p) == {"intact": True, "checked": ["META", "TDIR", "TDAT", "RAWA"],
-                                  "damaged": []}
+    checked = ["META", "BNDS", "TDIR", "TDAT", "RAWA"]
+    assert check_integrity(p) == {"intact": True, "checked": checked, "damaged": []}
     sections = read_container(buf).sections
     for s in sections:
         for at in (s.offset, s.offset + s.length - 1):
@@ -197,3 +204,49 @@ def test_bad_metadata_encoding(payload: bytes) -> None:
                            ("TDIR", FLAG_CRITICAL, b"\0" * 4), ("TDAT", FLAG_CRITICAL, b"")])
     with pytest.raises(FormatError, match="metadata"):
         unpack(buf)
+
+
+def test_damaged_band_curves_are_refused_or_read_whole() -> None:
+    """Bit flips in BNDS with valid CRCs: a one-line FormatError or a complete file."""
+    rng = np.random.default_rng(3)
+    meta = {"wavelengths": [float(x) for x in np.round(np.linspace(400, 1000, 60), 2)],
+            "fwhm": [float(x) for x in rng.normal(10, 1, 60)]}
+    raw = {"band_low": np.round(rng.random(60), 3).astype(np.float32),
+           "band_high": rng.integers(0, 4000, 60).astype(np.uint16)}
+    c = read_container(pack(meta, {"w": np.zeros((4, 4), np.float32)}, raw=raw))
+    bnds = c.require("BNDS")
+    assert bnds.data is not None
+    refused = 0
+    for _ in range(200):
+        payload = bytearray(bnds.data)
+        pos = int(rng.integers(0, len(payload)))
+        payload[pos] ^= 1 << int(rng.integers(0, 8))
+        crafted = write_container([(s.type, s.flags, bytes(payload) if s.type == "BNDS"
+                                    else s.data) for s in c.sections], minor=2)
+        try:
+            u = unpack(crafted)
+        except FormatError as exc:
+            assert "\n" not in str(exc)
+            refused += 1
+            continue
+        assert set(u.meta) == set(meta) and set(u.raw) == set(raw)
+        assert all(len(u.meta[k]) == 60 for k in meta)
+    assert refused >= 20  # many flips land in stored float64s and only change a value
+
+
+def test_difference_coding_round_trips_every_level() -> None:
+    """Methods 5-7 recover any levels, wrap-around included."""
+    from hsz.codec import entropy
+    from hsz.codec.binio import Cursor
+
+    rng = np.random.default_rng(4)
+    for bits in (7, 10, 16):
+        smooth = np.cumsum(rng.integers(-2, 2, (50, 6)), axis=0) + 1  # crosses 0: wraps
+        q = np.mod(smooth, 1 << bits)
+        assert q.max() > (1 << (bits - 1)) > q.min()
+        method, data = entropy.encode_values(q, bits, rows=50)
+        assert method >= entropy.DELTA_CATEGORICAL
+        back = entropy.decode_values(method, Cursor(data, 0, "t"), q.size, bits, rows=50)
+        assert np.array_equal(back, q.reshape(-1))
+        with pytest.raises(FormatError):
+            entropy.decode_values(method, Cursor(data, 0, "t"), q.size, bits, rows=None)

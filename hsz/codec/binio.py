@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from hsz.errors import FormatError
+from hsz.errors import FormatError, HszError
 
 #: Appended to messages about damage the user cannot repair in place.
 DAMAGED = "the file is damaged; re-copy it or encode the cube again"
@@ -95,3 +95,33 @@ def u64(v: int) -> bytes:
 
 def f32(v: float) -> bytes:
     return struct.pack("<f", v)
+
+
+# ---------------------------------------------------------------- common encodings (SPEC §4)
+
+MAX_NAME_BYTES = 1024
+
+#: dtype codes of raw arrays and band curves (little-endian on disk).
+DTYPES: dict[int, str] = {
+    1: "float32", 2: "float64", 3: "float16",
+    4: "int8", 5: "int16", 6: "int32", 7: "int64",
+    8: "uint8", 9: "uint16", 10: "uint32", 11: "uint64", 12: "bool",
+}
+DTYPE_CODES = {v: k for k, v in DTYPES.items()}
+
+
+def name_bytes(name: str) -> bytes:
+    """A name: u16 byte length, then UTF-8."""
+    if not isinstance(name, str) or not name:
+        raise HszError(f"array names must be non-empty strings, got {name!r}")
+    data = name.encode("utf-8")
+    if len(data) > MAX_NAME_BYTES:
+        raise HszError(f"array name {name[:40]!r}... is longer than {MAX_NAME_BYTES} bytes")
+    return u16(len(data)) + data
+
+
+def read_name(cur: Cursor) -> str:
+    n = cur.u16()
+    if n == 0 or n > MAX_NAME_BYTES:
+        raise cur.fail(f"name length {n} is outside 1..{MAX_NAME_BYTES}")
+    return cur.text(n)

@@ -32,7 +32,7 @@ from hsz.errors import FormatError
 
 SIGNATURE = b"\x89HSZ\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1
+FORMAT_MINOR = 2
 
 HEADER = struct.Struct("<8sHHIQI")  # 28 bytes
 ENTRY = struct.Struct("<4sIQQI")  # 28 bytes
@@ -41,8 +41,8 @@ CRC = struct.Struct("<I")
 FLAG_CRITICAL = 0x1
 MAX_SECTIONS = 1024
 
-#: Sections format 1.0 defines (all critical when present).  See SPEC.md §4.
-KNOWN_SECTIONS = frozenset({"META", "TDIR", "TDAT", "RAWA", "LATS"})
+#: Sections format 1.x defines (all critical when present).  See SPEC.md §4.
+KNOWN_SECTIONS = frozenset({"META", "BNDS", "TDIR", "TDAT", "RAWA", "LATS"})
 
 
 @dataclass(frozen=True)

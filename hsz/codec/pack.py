@@ -30,11 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from hsz.codec import binio, context, entropy
+from hsz.codec import bands, binio, context, entropy
 from hsz.codec.binio import DAMAGED, Cursor
 from hsz.codec.container import (
     FLAG_CRITICAL,
-    FORMAT_MINOR,
     Container,
     read_container,
     read_container_header,
@@ -58,7 +57,7 @@ MAX_META_BYTES = 16 << 20
 #: First byte of META: how the JSON text that follows is stored.
 META_PLAIN = 0
 META_ZLIB = 1
-MAX_NAME_BYTES = 1024
+MAX_NAME_BYTES = binio.MAX_NAME_BYTES
 MAX_NDIM = 8
 MAX_ARRAYS = 65535
 MAX_DIM = (1 << 31) - 1
@@ -72,13 +71,8 @@ ZLIB_MAX_RATIO = 1032
 AXIS_NONE = 0xFF
 RAW_STORED, RAW_ZLIB = 0, 1
 
-#: dtype codes for RAWA (little-endian on disk).
-DTYPES: dict[int, str] = {
-    1: "float32", 2: "float64", 3: "float16",
-    4: "int8", 5: "int16", 6: "int32", 7: "int64",
-    8: "uint8", 9: "uint16", 10: "uint32", 11: "uint64", 12: "bool",
-}
-DTYPE_CODES = {v: k for k, v in DTYPES.items()}
+DTYPES = binio.DTYPES
+DTYPE_CODES = binio.DTYPE_CODES
 
 
 @dataclass
@@ -170,13 +164,7 @@ def parse_meta(payload: bytes, offset: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- writing
 
 
-def _name_bytes(name: str) -> bytes:
-    if not isinstance(name, str) or not name:
-        raise HszError(f"array names must be non-empty strings, got {name!r}")
-    data = name.encode("utf-8")
-    if len(data) > MAX_NAME_BYTES:
-        raise HszError(f"array name {name[:40]!r}... is longer than {MAX_NAME_BYTES} bytes")
-    return binio.u16(len(data)) + data
+_name_bytes = binio.name_bytes
 
 
 def _shape_bytes(name: str, shape: tuple[int, ...]) -> bytes:
@@ -204,20 +192,24 @@ def dequantized(tensors: Mapping[str, np.ndarray], bits: int | Mapping[str, int]
     return {k: qt.dequantize() for k, qt in quantize_all(tensors, bits, axis).items()}
 
 
-def _tensor_sections(qts: Mapping[str, QuantizedTensor]) -> tuple[bytes, bytes]:
+def _tensor_sections(qts: Mapping[str, QuantizedTensor]) -> tuple[bytes, bytes, bool]:
+    """TDIR and TDAT payloads, and whether any tensor used difference coding (1.2)."""
     directory = [binio.u32(len(qts))]
     blocks = []
+    uses_delta = False
     for name, qt in qts.items():
         if name != qt.name:
             raise HszError(f"tensor key {name!r} does not match its name {qt.name!r}")
-        method, coded = entropy.encode_values(qt.q, qt.bits)
+        rows = qt.shape[0] if len(qt.shape) >= 1 else None
+        method, coded = entropy.encode_values(qt.q, qt.bits, rows)
+        uses_delta |= method >= entropy.DELTA_CATEGORICAL
         params = (qt.offsets.astype("<f4").tobytes() + qt.scales.astype("<f4").tobytes())
         block = params + coded
         directory += [_name_bytes(name), _shape_bytes(name, qt.shape), binio.u8(qt.bits),
                       binio.u8(AXIS_NONE if qt.axis is None else qt.axis), binio.u8(method),
                       binio.u64(len(block))]
         blocks.append(block)
-    return b"".join(directory), b"".join(blocks)
+    return b"".join(directory), b"".join(blocks), uses_delta
 
 
 def _raw_section(raw: Mapping[str, np.ndarray]) -> bytes:
@@ -285,20 +277,23 @@ def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTens
                    grids: Mapping[str, Grid] | CodedGrids | None = None) -> bytes:
     """Write already-quantized tensors (what :func:`quantize_all` returned).
 
-    With ``grids`` the file gains a ``LATS`` section and is format 1.1; without, it is
-    exactly the 1.0 file it always was.
+    The per-band curves (wavelengths, band widths, band ranges) go to ``BNDS`` and the
+    file is format 1.2, as is any file whose tensors use difference coding.
     """
-    tdir, tdat = _tensor_sections(qtensors)
-    sections = [("META", FLAG_CRITICAL, meta_json(meta)), ("TDIR", FLAG_CRITICAL, tdir),
-                ("TDAT", FLAG_CRITICAL, tdat)]
-    if raw:
-        sections.append(("RAWA", FLAG_CRITICAL, _raw_section(raw)))
+    meta_rest, raw_rest, bnds = bands.split(meta, raw or {})
+    tdir, tdat, uses_delta = _tensor_sections(qtensors)
+    sections = [("META", FLAG_CRITICAL, meta_json(meta_rest))]
+    if bnds:
+        sections.append(("BNDS", FLAG_CRITICAL, bnds))
+    sections += [("TDIR", FLAG_CRITICAL, tdir), ("TDAT", FLAG_CRITICAL, tdat)]
+    if raw_rest:
+        sections.append(("RAWA", FLAG_CRITICAL, _raw_section(raw_rest)))
     lats = grids.payload if isinstance(grids, CodedGrids) else (
         _grid_section(grids) if grids else b"")
     if lats:
         sections.append(("LATS", FLAG_CRITICAL, lats))
-        return write_container(sections, minor=FORMAT_MINOR)
-    return write_container(sections, minor=0)
+    minor = 2 if bnds or uses_delta else 1 if lats else 0
+    return write_container(sections, minor=minor)
 
 
 def pack(meta: Mapping[str, Any], tensors: Mapping[str, np.ndarray], *,
@@ -329,11 +324,7 @@ def estimate_size(tensors: Mapping[str, np.ndarray], bits: int | Mapping[str, in
 # ---------------------------------------------------------------------------- reading
 
 
-def _read_name(cur: Cursor) -> str:
-    n = cur.u16()
-    if n == 0 or n > MAX_NAME_BYTES:
-        raise cur.fail(f"name length {n} is outside 1..{MAX_NAME_BYTES}")
-    return cur.text(n)
+_read_name = binio.read_name
 
 
 def _read_shape(cur: Cursor) -> tuple[int, ...]:
@@ -407,7 +398,8 @@ def _decode_block(entry: DirEntry, block: bytes, offset: int) -> QuantizedTensor
     if not (np.isfinite(offsets).all() and np.isfinite(scales).all() and (scales >= 0).all()
             and np.isfinite(top).all()):
         raise cur.fail("scale/offset values are not finite and non-negative")
-    q = entropy.decode_values(entry.method, cur, size, entry.bits)
+    rows = entry.shape[0] if entry.shape else None
+    q = entropy.decode_values(entry.method, cur, size, entry.bits, rows)
     return from_stored(entry.name, entry.shape, entry.bits, entry.axis, q, scales, offsets)
 
 
@@ -518,6 +510,15 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
     return out
 
 
+def _merge_bands(c: Container, meta: dict[str, Any], raw: dict[str, np.ndarray]) -> None:
+    """Put the ``BNDS`` curves (1.2) back into the metadata and raw arrays."""
+    s = c.get("BNDS")
+    if s is None or s.data is None:
+        return
+    cur = Cursor(s.data, s.offset, "band-curve section")
+    bands.merge(meta, raw, bands.parse(s.data, s.offset), cur.fail)
+
+
 def _section_list(c: Container) -> list[tuple[str, int, int, int]]:
     return [(s.type, s.flags, s.offset, s.length) for s in c.sections]
 
@@ -537,16 +538,12 @@ def unpack(buf: bytes | bytearray | memoryview) -> Unpacked:
         pos += e.length
     raw_s = c.get("RAWA")
     raw = parse_raw(raw_s.data, raw_s.offset, c.file_length) if raw_s and raw_s.data else {}
+    _merge_bands(c, meta, raw)
     lats = c.get("LATS")
     grids = parse_grids(lats.data, lats.offset, c.file_length) if lats and lats.data else {}
     tensors = {k: qt.dequantize() for k, qt in quantized.items()}
     return Unpacked(meta, tensors, raw, _section_list(c), c.version, quantized, c.skipped,
                     grids)
-
-
-def _raw_info(payload: bytes, offset: int, file_length: int) -> list[dict[str, Any]]:
-    arrays = parse_raw(payload, offset, file_length)
-    return [{"name": k, "dtype": v.dtype.name, "shape": list(v.shape)} for k, v in arrays.items()]
 
 
 def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> dict[str, Any]:
@@ -555,7 +552,7 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) ->
     Reads (and CRC-checks) only the header, table, ``META``, ``TDIR``, ``RAWA`` and ``LATS``;
     no tensor or grid is decoded.
     """
-    want = ("META", "TDIR", "RAWA", "LATS")
+    want = ("META", "BNDS", "TDIR", "RAWA", "LATS")
     if isinstance(source, bytes | bytearray | memoryview):
         c = read_container(source)
     else:
@@ -565,6 +562,9 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) ->
     entries = _entries(c)
     raw_s = c.get("RAWA")
     lats_s = c.get("LATS")
+    meta = parse_meta(meta_s.data, meta_s.offset)
+    raw = parse_raw(raw_s.data, raw_s.offset, c.file_length) if raw_s and raw_s.data else {}
+    _merge_bands(c, meta, raw)
     info: dict[str, Any] = {
         "format": f"{c.version[0]}.{c.version[1]}",
         "total_bytes": c.file_length,
@@ -573,10 +573,10 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) ->
                       "offset": s.offset, "length": s.length, "crc32": s.crc}
                      for s in c.sections],
         "skipped": list(c.skipped),
-        "meta": parse_meta(meta_s.data, meta_s.offset),
+        "meta": meta,
         "tensors": [e.info() for e in entries],
-        "raw": _raw_info(raw_s.data, raw_s.offset, c.file_length) if raw_s and raw_s.data
-        else [],
+        "raw": [{"name": k, "dtype": v.dtype.name, "shape": list(v.shape)}
+                for k, v in raw.items()],
     }
     if lats_s and lats_s.data:  # format 1.1: listed only where present, so 1.0 pages stay
         info["grids"] = list(parse_grids(lats_s.data, lats_s.offset, c.file_length,
