@@ -107,13 +107,31 @@ def default_levels(height: int, width: int) -> int:
     return max(1, min(6, int(math.floor(math.log2(max(side, 1) / 4))) + 1))
 
 
+def network_bytes(config: LatentConfig) -> float:
+    """Bytes of the context network, the per-grid biases and the grid headers."""
+    hid, n_levels = config.hidden, config.levels
+    return (2 * (inputs() * hid + hid * 2) + 4 * (hid + 2) + 4 * n_levels * config.k
+            + 40 * n_levels)
+
+
 def fixed_bytes(config: LatentConfig) -> float:
-    """Estimated bytes of everything but the latents: basis, offsets, steps, network."""
-    b, k, n_levels, hid = config.bands, config.k, config.levels, config.hidden
-    tensors = 1.25 * (config.basis_rows * k + b) + 2.0 * n_levels * k + 60
-    network = 2 * (inputs() * hid + hid * 2) + 4 * (hid + 2) + 4 * n_levels * k
-    grids = n_levels * 40
-    return tensors + network + grids
+    """Estimated bytes of everything but the latents: basis, offsets, steps, network.
+
+    Basis and offsets are smooth along the bands and coded as differences there (format
+    1.2): about 5 bits a basis value and 8 an offset at 10 bits (Jasper Ridge, Samson).
+    """
+    b, k, n_levels = config.bands, config.k, config.levels
+    tensors = 0.6 * config.basis_rows * k + 1.0 * b + 2.0 * n_levels * k + 60
+    return tensors + network_bytes(config)
+
+
+def measured_fixed_bytes(config: LatentConfig, tensors: dict[str, np.ndarray]) -> float:
+    """:func:`fixed_bytes` with the float tensors really coded at their stored bit depths,
+    so that training aims the latents at what is truly left of the budget."""
+    from hsz.codec import pack
+
+    coded = len(pack({}, tensors, bits=TENSOR_BITS)) - len(pack({}, {}))
+    return coded + network_bytes(config)
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -274,8 +292,15 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
                                   limit, sens, TENSOR_BITS)
         return Payload(p.tensors, bits, p.grids)
 
-    # First let the float tensors give way (cheap in quality); only when even their fewest
-    # bits cannot make room are the latents requantized, which costs a second rounding.
+    # Training froze the float tensors on their TENSOR_BITS grids, so those depths store
+    # them exactly; more bits would put them on another grid (the grids are not nested) and
+    # buy error, not accuracy (Jasper Ridge at 0.05 bpppb spent 300 bytes on a 12-bit basis).
+    exact = coarser(0.0)
+    exact = Payload(exact.tensors, dict(TENSOR_BITS), exact.grids)
+    if len(pack(exact)) <= limit:
+        return exact
+    # Over budget: first let the float tensors give way (cheap in quality); only when even
+    # their fewest bits cannot make room are the latents requantized (a second rounding).
     try:
         return with_bits(coarser(0.0))
     except RateError:
@@ -335,7 +360,7 @@ class LatentFamily(ModelFamily):
         # Indian Pines (200) a basis at 50 knots measured 0.5 dB below the full one at
         # 0.05 bpppb (32.74 dB at 0.0463 against 33.26 dB at 0.0481).
         knots = -(-bands // 2) if bands > 256 and rate < 0.4 else 0
-        for k in sorted({most, 16, 12, 8, 6, 4, 3, 2, 1}, reverse=True):
+        for k in sorted({min(most, bands), 16, 12, 8, 6, 4, 3, 2, 1}, reverse=True):
             if k > bands or k > most:
                 continue
             config = LatentConfig(bands, h, w, k=k, levels=default_levels(h, w), knots=knots)

@@ -26,7 +26,13 @@ from torch import Tensor, nn
 
 from hsz.codec.context import SCALE_ZERO, STEPS_PER_OCTAVE, TABLES, inputs
 from hsz.model.family import FitJob, Fitted
-from hsz.model.latent import TENSOR_BITS, LatentConfig, fixed_bytes, knot_matrix
+from hsz.model.latent import (
+    TENSOR_BITS,
+    LatentConfig,
+    fixed_bytes,
+    knot_matrix,
+    measured_fixed_bytes,
+)
 from hsz.model.training import adam, lr_factor, resolve_device
 
 #: log2 of the smallest and largest scale the codec's tables hold.
@@ -44,27 +50,35 @@ def _shift(q: Tensor, dy: int, dx: int) -> Tensor:
 
 
 def features(q: Tensor, guide: Tensor | None) -> Tensor:
-    """The codec's rule-0 features of every position of every channel: (C, h, w, 28)."""
+    """The codec's rule-0 features of every position of every channel: (28, C, h, w).
+
+    Feature-major, so that each feature is one contiguous copy and the first layer is one
+    matrix product over all positions (a position-major stack was half of a 512×512
+    training step).
+    """
     c, h, w = q.shape
-    ys = torch.arange(h, device=q.device)[:, None]
-    xs = torch.arange(w, device=q.device)[None, :]
-    odd = ((ys + xs) % 2 == 1).to(q.dtype)
+    f = q.new_zeros((28, c, h, w))
+    p = F.pad(q, (1, 1, 1, 1))
     n4 = [(-1, 0), (1, 0), (0, -1), (0, 1)]
-    cols = [_shift(q, dy, dx) * odd for dy, dx in n4]
-    prev = torch.cat([torch.zeros_like(q[:1]), q[:-1]], 0)
-    cols += [prev] + [_shift(prev, dy, dx) for dy, dx in n4]
+    for j, (dy, dx) in enumerate(n4):
+        f[j] = p[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    # Same-channel neighbours are known only to the odd (second) pass.
+    f[:4, :, 0::2, 0::2] = 0
+    f[:4, :, 1::2, 1::2] = 0
+    if c > 1:
+        f[4, 1:] = q[:-1]
+        for j, (dy, dx) in enumerate(n4):
+            f[5 + j, 1:] = p[:-1, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
     if guide is not None:
         gc, gh, gw = guide.shape
         iy = (torch.arange(h, device=q.device) * gh) // h
         ix = (torch.arange(w, device=q.device) * gw) // w
         g = guide[torch.clamp(torch.arange(c, device=q.device), max=gc - 1)]
         gp = F.pad(g, (1, 1, 1, 1))
-        for dy, dx in [(0, 0)] + n4:
-            cols.append(gp[:, (iy + 1 + dy)[:, None], (ix + 1 + dx)[None, :]])
-    else:
-        cols += [torch.zeros_like(q)] * 5
-    f = torch.stack(cols, -1)
-    return torch.cat([f, f.abs()], -1)
+        for j, (dy, dx) in enumerate([(0, 0)] + n4):
+            f[9 + j] = gp[:, (iy + 1 + dy)[:, None], (ix + 1 + dx)[None, :]]
+    torch.abs(f[:14], out=f[14:])
+    return f
 
 
 def laplace_bits(q: Tensor, log2_scale: Tensor) -> Tensor:
@@ -150,13 +164,26 @@ class LatentModel(nn.Module):
             out = out + self.up(q * torch.exp2(self.log2_step[lvl])[:, None, None])
         return out  # type: ignore[return-value]
 
-    def bits(self, qs: list[Tensor]) -> Tensor:
+    def log2_scales(self, lvl: int, seen: list[Tensor]) -> Tensor:
+        """The context network's log2 scale for every latent of one level: (C, h, w)."""
+        guide = seen[lvl + 1] if lvl + 1 < len(seen) else None
+        f = features(seen[lvl], guide)
+        n = f.shape[0]
+        hid = F.relu(self.ctx1.weight @ f.reshape(n, -1) + self.ctx1.bias[:, None])
+        ls = (self.ctx2.weight @ hid + self.ctx2.bias[:, None]).reshape(seen[lvl].shape)
+        return (ls + self.scale_bias[lvl][:, None, None]).clamp(_LOG2_MIN, _LOG2_MAX)
+
+    def bits(self, qs: list[Tensor], seen: list[Tensor] | None = None) -> Tensor:
+        """Bits of ``qs`` under the context network reading ``seen`` (default: qs itself).
+
+        Training passes the rounded latents as ``seen``: the codec's network reads integers,
+        and a network trained on noisy neighbours mispredicts them (the rate jumped by about
+        a tenth when a prototype switched from one to the other).
+        """
+        seen = [q.detach() for q in (qs if seen is None else seen)]
         total = torch.zeros((), device=qs[0].device)
         for lvl, q in enumerate(qs):
-            guide = qs[lvl + 1].detach() if lvl + 1 < len(qs) else None
-            f = features(q.detach(), guide)
-            ls = self.ctx2(F.relu(self.ctx1(f)))[..., 0] + self.scale_bias[lvl][:, None, None]
-            total = total + laplace_bits(q, ls.clamp(_LOG2_MIN, _LOG2_MAX)).sum()
+            total = total + laplace_bits(q, self.log2_scales(lvl, seen)).sum()
         return total
 
     def forward(self, mode: str) -> tuple[Tensor, Tensor]:
@@ -169,7 +196,7 @@ class LatentModel(nn.Module):
         s = self.maps(qs)
         k = s.shape[0]
         recon = self.offset[:, None] + (self.interp @ self.basis) @ s.reshape(k, -1)
-        return recon, self.bits(qs)
+        return recon, self.bits(qs, [torch.round(p) for p in self.latents])
 
 
 def _start_offset(parts: list[Tensor], shape: Tensor, goal_bits: float) -> float:
@@ -213,6 +240,11 @@ def _freeze_quantized(model: LatentModel) -> None:
         param.requires_grad_(False)
 
 
+def _float_tensors(model: LatentModel) -> dict[str, np.ndarray]:
+    return {name: getattr(model, name).detach().cpu().numpy().astype(np.float32)
+            for name in ("basis", "offset", "log2_step")}
+
+
 def _band_db(recon: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
     err = (recon - target) ** 2
     if weight is not None:
@@ -238,10 +270,13 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
         if job.mask is not None and not bool(np.all(job.mask)):
             weight = torch.from_numpy(job.mask.astype(np.float32)).to(dev)
         n_values = float(config.bands * config.height * config.width)
-        # The rate the latents may take: the budget less the basis, steps and network.
+        # The rate the latents may take: the budget less the basis, steps and network, first
+        # estimated, then measured on the initial basis coded as the file will code it.
         latent_bits = max(8.0 * (job.budget - fixed_bytes(config)), 64.0)
+        model = LatentModel(target, weight, config, 0.97 * latent_bits).to(dev)
+        fixed = measured_fixed_bytes(config, _float_tensors(model))
+        latent_bits = max(8.0 * (job.budget - fixed), 64.0)
         goal = 0.97 * latent_bits / n_values
-        model = LatentModel(target, weight, config, goal * n_values).to(dev)
         flat = target.reshape(config.bands, -1)
         wflat = None if weight is None else weight.reshape(1, -1)
         lam = 2.0 / max(goal, 1e-4)
