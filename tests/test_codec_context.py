@@ -104,3 +104,45 @@ def test_out_of_range_levels_are_refused_when_writing() -> None:
 
     with pytest.raises(HszError, match="outside the 8-bit range"):
         pack({}, {}, grids={"coarse": bad})
+
+
+def _reference(net: context.IntNet, feats: np.ndarray, c: int, bits: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """SPEC §6.3 in plain Python integers, row by row: no float anywhere."""
+    lim = 1 << context.ACT_BITS
+    centres, tables = [], []
+    for row in feats.tolist():
+        h = [max(-lim, min(lim, int(v) << net.frac)) for v in row]
+        for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            out = []
+            for wr, br in zip(w.tolist(), b.tolist(), strict=True):
+                acc = sum(a * x for a, x in zip(wr, h, strict=True)) + (int(br) << net.frac)
+                v = max(-lim, min(lim, acc >> net.frac))
+                out.append(max(v, 0) if i < len(net.weights) - 1 else v)
+            h = out
+        half = 1 << net.frac >> 1
+        mu, ls = h[0] + int(net.channel_bias[c, 0]), h[1] + int(net.channel_bias[c, 1])
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        centres.append(max(lo, min(hi, (mu + half) >> net.frac)))
+        tables.append(max(0, min(context.TABLES - 1, ((ls * context.STEPS_PER_OCTAVE + half)
+                                                      >> net.frac) + context.SCALE_ZERO)))
+    return np.array(centres), np.array(tables)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_evaluation_is_the_integer_rule(seed: int) -> None:
+    """The BLAS path (taken when its sums provably stay below 2^53) and the int64 path give
+    the rule's integers exactly, with large weights and 16-bit inputs included."""
+    rng = np.random.default_rng(seed)
+    widths = [context.inputs(), int(rng.integers(2, 40)), int(rng.integers(2, 40)), 2]
+    ws = [rng.integers(-(1 << 15), 1 << 15, (o, i)).astype(np.int16)
+          for i, o in zip(widths, widths[1:], strict=False)]
+    bs = [rng.integers(-(1 << 31), 1 << 31, o).astype(np.int32) for o in widths[1:]]
+    net = context.IntNet(int(rng.integers(0, 13)), tuple(ws), tuple(bs),
+                         rng.integers(-999, 999, (2, 2)).astype(np.int16))
+    feats = rng.integers(-(1 << 15), 1 << 15, (60, context.inputs()))
+    feats[:, 14:] = np.abs(feats[:, :14])
+    for f in (feats, feats.astype(np.float64), np.asfortranarray(feats.astype(np.float64))):
+        got = context.evaluate(net, f, 1, 16)
+        want = _reference(net, feats, 1, 16)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

@@ -226,42 +226,71 @@ class IntNet:
         return net
 
 
+class Geometry:
+    """Where each pass reads, computed once per grid instead of once per pass.
+
+    Holds, for both parities, the flat indices of the pass's positions in a zero-padded
+    (H + 2, W + 2) plane and of their guide positions in the padded guide, so that a
+    pass's features are a few ``take`` reads of planes that decoding fills in place.
+    Planes hold the levels as float64 (integers of at most 16 bits, so exact), which lets
+    the first layer run as one BLAS product (:func:`evaluate`).
+    """
+
+    def __init__(self, shape: tuple[int, int, int], guide: np.ndarray | None) -> None:
+        _, h, w = shape
+        self.h, self.w, self.stride = h, w, w + 2
+        ys, xs = np.indices((h, w))
+        self.where: list[tuple[np.ndarray, np.ndarray]] = []
+        self.guide_at: list[np.ndarray] = []
+        for parity in (0, 1):
+            sel = ((ys + xs) % 2) == parity
+            y, x = ys[sel], xs[sel]
+            self.where.append((y * w + x, (y + 1) * self.stride + x + 1))
+            if guide is not None:
+                _, gh, gw = guide.shape
+                self.guide_at.append(((y * gh) // h + 1) * (gw + 2) + (x * gw) // w + 1)
+        self.guide = None if guide is None else pad_grid(guide).reshape(guide.shape[0], -1)
+        self.guide_stride = 0 if guide is None else guide.shape[2] + 2
+
+    def rows(self, padded: np.ndarray, c: int, parity: int, decoded_odd: bool
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """``(pos, X)`` for pass ``parity`` of channel ``c`` read from ``padded`` (C, H+2,
+        W+2) float64, X float64 of shape (n, 28): the 14 features, then their absolute
+        values."""
+        pos, at = self.where[parity]
+        s = self.stride
+        # Feature-major storage (each feature one contiguous row), returned transposed.
+        xt = np.zeros((2 * BASE_FEATURES, pos.size), np.float64)
+        flat = padded.reshape(padded.shape[0], -1)
+        if decoded_odd:
+            for j, d in enumerate((-s, s, -1, 1)):
+                np.take(flat[c], at + d, out=xt[j])
+        if c > 0:
+            for j, d in enumerate((0, -s, s, -1, 1)):
+                np.take(flat[c - 1], at + d, out=xt[4 + j])
+        if self.guide is not None:
+            g, gs = self.guide[min(c, self.guide.shape[0] - 1)], self.guide_stride
+            for j, d in enumerate((0, -gs, gs, -1, 1)):
+                np.take(g, self.guide_at[parity] + d, out=xt[9 + j])
+        np.abs(xt[:BASE_FEATURES], out=xt[BASE_FEATURES:])
+        return pos, xt.T
+
+
+def pad_grid(grid: np.ndarray) -> np.ndarray:
+    """The grid as float64 with a zero border of one position (what the rule reads
+    outside); levels are integers of at most 16 bits, exact in float64."""
+    return np.pad(np.asarray(grid, np.float64), ((0, 0), (1, 1), (1, 1)))
+
+
 def features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: int,
              decoded_odd: bool) -> tuple[np.ndarray, np.ndarray]:
     """Positions (flat y·W + x) of pass ``parity`` in channel ``c`` and their features.
 
     ``grid`` is the (C, H, W) int array holding every level decoded so far (others are
     ignored: the rule reads only what the decoder has).  Returns ``(pos, X)`` with X of
-    shape (n, BASE_FEATURES + Cg), int64.
+    shape (n, 28), int64.  (One pass; coding loops use :class:`Geometry` directly.)
     """
-    _, h, w = grid.shape
-    ys, xs = np.indices((h, w))
-    sel = ((ys + xs) % 2) == parity
-    y, x = ys[sel], xs[sel]
-    g = np.asarray(grid, dtype=np.int64)
-    padded = np.pad(g, ((0, 0), (1, 1), (1, 1)))
-    py, px = y + 1, x + 1
-    cols: list[np.ndarray] = []
-    if decoded_odd:
-        cur = padded[c]
-        cols += [cur[py - 1, px], cur[py + 1, px], cur[py, px - 1], cur[py, px + 1]]
-    else:
-        cols += [np.zeros(y.size, np.int64)] * 4
-    if c > 0:
-        prev = padded[c - 1]
-        cols += [prev[py, px], prev[py - 1, px], prev[py + 1, px], prev[py, px - 1],
-                 prev[py, px + 1]]
-    else:
-        cols += [np.zeros(y.size, np.int64)] * 5
-    if guide is not None:
-        gc, gh, gw = guide.shape
-        gy, gx = (y * gh) // h + 1, (x * gw) // w + 1
-        gd = np.pad(np.asarray(guide[min(c, gc - 1)], dtype=np.int64), 1)
-        cols += [gd[gy, gx], gd[gy - 1, gx], gd[gy + 1, gx], gd[gy, gx - 1], gd[gy, gx + 1]]
-    else:
-        cols += [np.zeros(y.size, np.int64)] * 5
-    x_ = np.stack(cols, axis=1)
-    return y * w + x, np.concatenate([x_, np.abs(x_)], axis=1)
+    return Geometry(grid.shape, guide).rows(pad_grid(grid), c, parity, decoded_odd)
 
 
 def inputs(guide_channels: int | None = None) -> int:
@@ -269,16 +298,50 @@ def inputs(guide_channels: int | None = None) -> int:
     return 2 * BASE_FEATURES
 
 
+def _layer(h: np.ndarray, w: np.ndarray, b: np.ndarray, frac: int) -> np.ndarray:
+    """``h @ w.T + (b << frac)`` exactly, in int64.
+
+    When every partial sum is provably below 2^53 in magnitude (the bound from this
+    call's largest input and the weights' row sums), the product runs in float64, where
+    integers that small add and multiply exactly in any order: the same integers, from
+    BLAS instead of numpy's slow integer loop.  Otherwise it runs in int64.
+    """
+    w64 = w.astype(np.int64)
+    bias = b.astype(np.int64) << frac
+    top = int(np.abs(h).max(initial=0))
+    bound = top * int(np.abs(w64).sum(axis=1).max(initial=0)) + int(np.abs(bias).max(initial=0))
+    if bound < 1 << 53:
+        acc = h.astype(np.float64) @ w64.T.astype(np.float64) + bias.astype(np.float64)
+        return np.rint(acc).astype(np.int64)
+    return h @ w64.T + bias
+
+
 def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer centres and table indices for feature rows ``feats`` of channel ``c``."""
+    """Integer centres and table indices for feature rows ``feats`` of channel ``c``.
+
+    ``feats`` holds integers (int64, or float64 holding integers).  Inputs of at most
+    2^(ACT_BITS − frac) in magnitude, which every 16-bit level is, never reach the first
+    clamp, so the first layer's ``((x << frac)·W + (b << frac)) >> frac`` is exactly
+    ``x·W + b``: computed in float64, where it is exact (28 int16 weights on 16-bit inputs
+    stay far below 2^53).
+    """
     lim = 1 << ACT_BITS
-    h = np.clip(feats.astype(np.int64) << net.frac, -lim, lim)
+    f = np.asarray(feats)
+    top = float(np.abs(f).max(initial=0))
+    w0, b0 = net.weights[0], net.biases[0]
+    if top * (1 << net.frac) <= lim and top < 1 << 16:
+        acc = f.astype(np.float64, copy=False) @ w0.T.astype(np.float64) + b0.astype(np.float64)
+        # Exact integers already; rounding (not truncating) also absorbs any last-bit slip.
+        h = np.clip(np.rint(acc).astype(np.int64), -lim, lim)
+    else:
+        h = np.clip(f.astype(np.int64) << net.frac, -lim, lim)
+        h = np.clip(_layer(h, w0, b0, net.frac) >> net.frac, -lim, lim)
     last = len(net.weights) - 1
     for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        acc = h @ w.astype(np.int64).T + (b.astype(np.int64) << net.frac)
-        h = np.clip(acc >> net.frac, -lim, lim)
+        if i > 0:
+            h = np.clip(_layer(h, w, b, net.frac) >> net.frac, -lim, lim)
         if i < last:
-            h = np.maximum(h, 0)
+            np.maximum(h, 0, out=h)
     mu = h[:, 0] + int(net.channel_bias[c, 0])
     ls = h[:, 1] + int(net.channel_bias[c, 1])
     half = 1 << net.frac >> 1
@@ -303,8 +366,9 @@ def _groups(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
 def _residual_groups(lv: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None
                      ) -> Iterator[tuple[np.ndarray, int]]:
     """For a fully known grid, in decoding order: each table's residuals, pass by pass."""
+    geo, padded = Geometry(lv.shape, guide), pad_grid(lv)
     for c, parity in _passes(lv.shape):
-        pos, feats = features(lv, guide, c, parity, decoded_odd=parity == 1)
+        pos, feats = geo.rows(padded, c, parity, decoded_odd=parity == 1)
         centre, table = evaluate(net, feats, c, bits)
         flat = lv[c].reshape(-1)[pos]
         for t, idx in _groups(table):
@@ -340,26 +404,28 @@ def decode(cur: Cursor, shape: tuple[int, int, int], bits: int, net: IntNet,
     if cur.remaining % 4:
         raise cur.fail(f"coded stream length {cur.remaining} is not a multiple of 4")
     words = np.frombuffer(cur.take(cur.remaining), dtype="<u4").astype(np.uint32)
-    grid = np.zeros(shape, dtype=np.int64)
+    padded = np.zeros((shape[0], shape[1] + 2, shape[2] + 2), dtype=np.float64)
+    geo = Geometry(shape, guide)
     try:
         coder = constriction.stream.stack.AnsCoder(words)
         for c, parity in _passes(shape):
-            pos, feats = features(grid, guide, c, parity, decoded_odd=parity == 1)
+            pos, feats = geo.rows(padded, c, parity, decoded_odd=parity == 1)
             centre, table = evaluate(net, feats, c, bits)
             values = np.empty(pos.size, dtype=np.int64)
             for t, idx in _groups(table):
                 model, span = _model(t, bits)
                 values[idx] = np.asarray(coder.decode(model, idx.size), np.int64) - span
-            grid[c].reshape(-1)[pos] = values + centre
+            padded[c].reshape(-1)[geo.where[parity][1]] = values + centre
         ok = coder.is_empty()
     except ValueError as exc:  # constriction rejects malformed streams with ValueError
         raise cur.fail(f"coded stream is invalid ({exc})") from None
     if not ok:
         raise cur.fail("coded stream does not end where the grid's size says")
+    grid = padded[:, 1:-1, 1:-1].astype(np.int64)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if grid.min() < lo or grid.max() > hi:
         raise cur.fail(f"decoded levels leave the {bits}-bit range {lo}..{hi}")
-    return grid.astype(np.int32)
+    return np.ascontiguousarray(grid, dtype=np.int32)
 
 
 def cost_bits(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None) -> float:
