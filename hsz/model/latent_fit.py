@@ -42,11 +42,11 @@ _LOG2_MAX = (TABLES - 1 - SCALE_ZERO) / STEPS_PER_OCTAVE
 _P_FLOOR = 2.0**-24
 
 
-def _shift(q: Tensor, dy: int, dx: int) -> Tensor:
-    """q (C, h, w) read at (y + dy, x + dx), zero outside."""
-    p = F.pad(q, (1, 1, 1, 1))
-    h, w = q.shape[-2:]
-    return p[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+#: Learning rate of the latents (in units of their step).
+LATENT_LR = 0.1
+#: The noisy phase runs the context network on every CONTEXT_EVERY-th step and reuses its
+#: outputs in between; the rounded phase runs it every step.
+CONTEXT_EVERY = 1
 
 
 def features(q: Tensor, guide: Tensor | None) -> Tensor:
@@ -151,6 +151,7 @@ class LatentModel(nn.Module):
             fitted = torch.stack([torch.round(p).abs().mean(dim=(1, 2)).clamp(min=1e-3)
                                   for p in self.latents])
         self.scale_bias = nn.Parameter(torch.log2(fitted).clamp(_LOG2_MIN, _LOG2_MAX).float())
+        self._cache: list[Tensor] | None = None
 
     def up(self, x: Tensor) -> Tensor:
         size = (self.config.height, self.config.width)
@@ -164,29 +165,37 @@ class LatentModel(nn.Module):
             out = out + self.up(q * torch.exp2(self.log2_step[lvl])[:, None, None])
         return out  # type: ignore[return-value]
 
-    def log2_scales(self, lvl: int, seen: list[Tensor]) -> Tensor:
-        """The context network's log2 scale for every latent of one level: (C, h, w)."""
+    def context(self, lvl: int, seen: list[Tensor]) -> Tensor:
+        """The context network's output for every latent of one level: (C, h, w)."""
         guide = seen[lvl + 1] if lvl + 1 < len(seen) else None
         f = features(seen[lvl], guide)
         n = f.shape[0]
         hid = F.relu(self.ctx1.weight @ f.reshape(n, -1) + self.ctx1.bias[:, None])
-        ls = (self.ctx2.weight @ hid + self.ctx2.bias[:, None]).reshape(seen[lvl].shape)
-        return (ls + self.scale_bias[lvl][:, None, None]).clamp(_LOG2_MIN, _LOG2_MAX)
+        return (self.ctx2.weight @ hid + self.ctx2.bias[:, None]).reshape(seen[lvl].shape)
 
-    def bits(self, qs: list[Tensor], seen: list[Tensor] | None = None) -> Tensor:
+    def bits(self, qs: list[Tensor], seen: list[Tensor] | None = None,
+             refresh: bool = True) -> Tensor:
         """Bits of ``qs`` under the context network reading ``seen`` (default: qs itself).
 
         Training passes the rounded latents as ``seen``: the codec's network reads integers,
         and a network trained on noisy neighbours mispredicts them (the rate jumped by about
-        a tenth when a prototype switched from one to the other).
+        a tenth when a prototype switched from one to the other).  With ``refresh`` False the
+        network's outputs from the last refresh are reused (the per-grid scale biases still
+        train): the network is most of a step's cost, and rounded latents move slowly.
         """
-        seen = [q.detach() for q in (qs if seen is None else seen)]
+        if refresh or self._cache is None:
+            seen = [q.detach() for q in (qs if seen is None else seen)]
+            outs = [self.context(lvl, seen) for lvl in range(len(qs))]
+            self._cache = [o.detach() for o in outs]
+        else:
+            outs = self._cache
         total = torch.zeros((), device=qs[0].device)
         for lvl, q in enumerate(qs):
-            total = total + laplace_bits(q, self.log2_scales(lvl, seen)).sum()
+            ls = (outs[lvl] + self.scale_bias[lvl][:, None, None]).clamp(_LOG2_MIN, _LOG2_MAX)
+            total = total + laplace_bits(q, ls).sum()
         return total
 
-    def forward(self, mode: str) -> tuple[Tensor, Tensor]:
+    def forward(self, mode: str, refresh: bool = True) -> tuple[Tensor, Tensor]:
         qs = []
         for p in self.latents:
             if mode == "noise":
@@ -196,7 +205,7 @@ class LatentModel(nn.Module):
         s = self.maps(qs)
         k = s.shape[0]
         recon = self.offset[:, None] + (self.interp @ self.basis) @ s.reshape(k, -1)
-        return recon, self.bits(qs, [torch.round(p) for p in self.latents])
+        return recon, self.bits(qs, [torch.round(p) for p in self.latents], refresh)
 
 
 def _start_offset(parts: list[Tensor], shape: Tensor, goal_bits: float) -> float:
@@ -284,7 +293,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             # Latents are in units of their step.  A research prototype with a fixed λ gained
             # from rates up to 1.0, but with λ steered toward a budget 1.0 diverged here
             # (Indian Pines at 0.05 bpppb collapsed to 22 dB); 0.1 is stable.
-            {"params": list(model.latents), "lr": 0.1},
+            {"params": list(model.latents), "lr": LATENT_LR},
             {"params": [model.basis, model.offset], "lr": 1e-3},
             {"params": [model.log2_step, model.scale_bias, *model.ctx1.parameters(),
                         *model.ctx2.parameters()], "lr": 1e-2},
@@ -304,7 +313,8 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             f = lr_factor(it, main, floor=0.02) if noisy else 0.01
             for g, lr in zip(opt.param_groups, base, strict=True):
                 g["lr"] = lr * f
-            recon, bits = model("noise" if noisy else "round")
+            refresh = not noisy or it % CONTEXT_EVERY == 0
+            recon, bits = model("noise" if noisy else "round", refresh)
             dist = _band_db(recon, flat, wflat)
             r = bits / n_values
             loss = dist + lam * r
