@@ -194,7 +194,7 @@ def _progress(label: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None
     columns = [
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} " + unit),
+        TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
         TextColumn("{task.fields[extra]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
@@ -202,7 +202,7 @@ def _progress(label: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None
     # The bar appears with the first report, so a request refused up front leaves no
     # empty bar above its error message.
     bar = Progress(*columns, console=err_console, transient=False)
-    task = bar.add_task(label, total=None, extra="")
+    task = bar.add_task(label, total=None, extra="", unit=unit)
     started = False
 
     def update(info: dict[str, Any]) -> None:
@@ -217,7 +217,9 @@ def _progress(label: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None
             extra.append(f"loss {info['loss']:.4f}")
         if "psnr" in info and info["psnr"] is not None:
             extra.append(f"PSNR {info['psnr']:.2f} dB")
-        bar.update(task, total=total, completed=done, extra="  ".join(extra))
+        # A family may name its own unit (the latent family counts iterations, not epochs).
+        bar.update(task, total=total, completed=done, extra="  ".join(extra),
+                   unit=info.get("unit", unit))
 
     try:
         yield update

@@ -343,7 +343,8 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
                     step = 0.3 * math.log(max(rate_ema, 1e-6) / goal)
                     lam = min(max(lam * math.exp(min(max(step, -0.15), 0.15)), 1e-2), 1e5)
             if it % 25 == 0 or it == total - 1:
-                rec = {"epoch": it + 1, "epochs": total, "loss": float(loss.detach()),
+                rec = {"epoch": it + 1, "epochs": total, "unit": "iterations",
+                       "loss": float(loss.detach()),
                        "psnr": -float(dist.detach()), "rate": rv, "rounded_rate": rate_ema,
                        "goal": goal, "lambda": lam}
                 history.append(rec)
