@@ -213,3 +213,20 @@ def test_logical_and_complex_arrays_are_refused(tmp_path: Path) -> None:
     read_error(tmp_path / "b.mat", r"holds no 3-D numeric array \(mask 2×2×2 logical\)")
     scipy.io.savemat(tmp_path / "z.mat", {"z": np.ones((2, 2, 2), complex)})
     read_error(tmp_path / "z.mat", r"samples of type complex128 are not supported")
+
+
+@pytest.mark.parametrize("layout", ["hwb", "bhw"])
+def test_plain_h5py_file_is_read_by_its_dtypes(tmp_path: Path, layout: str) -> None:
+    """A .mat written by plain h5py has no MATLAB_class attributes: its numeric datasets are
+    taken by their dtype, with their axes as stored (C order, not reversed as MATLAB's)."""
+    cube = small((5, 4, 6)) if layout == "hwb" else small((6, 5, 4))
+    wl = np.linspace(450.0, 700.0, 6)
+    path = tmp_path / "plain.mat"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("radiance", data=cube)
+        f.create_dataset("wavelength", data=wl)
+    got = io.read(path, layout=layout)
+    expect = cube.transpose(2, 0, 1) if layout == "hwb" else cube
+    assert got.shape == expect.shape and got.dtype == np.uint16
+    np.testing.assert_array_equal(got.data, expect)
+    np.testing.assert_allclose(got.wavelengths, wl)

@@ -73,8 +73,9 @@ _SLAB_BYTES = 64 * 2**20
 @dataclass(frozen=True)
 class _Var:
     name: str
-    shape: tuple[int, ...]  # in MATLAB's axis order
+    shape: tuple[int, ...]  # in MATLAB's axis order (as stored, for plain HDF5 datasets)
     mclass: str
+    matlab: bool = True  # written by MATLAB (axes reversed in HDF5) or by plain h5py
 
     @property
     def numeric(self) -> bool:
@@ -258,7 +259,7 @@ def _read_v73(
         variables += [_Var(name, (1, 1), "struct") for name, obj in f.items()
                       if isinstance(obj, h5py.Group) and not name.startswith("#")]
         chosen = _choose(path, variables, var, report)
-        data = _read_h5_cube(path, datasets[chosen.name], layout)
+        data = _read_h5_cube(path, datasets[chosen.name], layout, chosen.matlab)
 
         def load(v: _Var) -> Any:
             ds = datasets[v.name]
@@ -272,7 +273,18 @@ def _read_v73(
     return data, meta
 
 
+#: MATLAB class names of plain HDF5 numeric dtypes (a dataset written by h5py or another
+#: HDF5 library carries no MATLAB_class attribute; its dtype says what it holds).
+_KIND_CLASS = {"float64": "double", "float32": "single", "int8": "int8", "uint8": "uint8",
+               "int16": "int16", "uint16": "uint16", "int32": "int32", "uint32": "uint32",
+               "int64": "int64", "uint64": "uint64"}
+
+
 def _h5_var(name: str, ds: h5py.Dataset) -> _Var:
+    if "MATLAB_class" not in ds.attrs:
+        # Not written by MATLAB: axes are as stored (C order), the class is the dtype's.
+        kind = ds.dtype.name if ds.dtype.kind in "fiu" else f"HDF5 {ds.dtype.kind}"
+        return _Var(name, tuple(ds.shape), _KIND_CLASS.get(kind, kind), matlab=False)
     raw = ds.attrs.get("MATLAB_class", b"")
     mclass = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
     if "MATLAB_sparse" in ds.attrs:
@@ -284,20 +296,25 @@ def _h5_var(name: str, ds: h5py.Dataset) -> _Var:
     return _Var(name, tuple(reversed(ds.shape)), mclass)
 
 
-def _read_h5_cube(path: Path, ds: h5py.Dataset, layout: str) -> np.ndarray:
+def _read_h5_cube(path: Path, ds: h5py.Dataset, layout: str, matlab: bool = True
+                  ) -> np.ndarray:
     """Read slab by slab straight into the (bands, rows, cols) result.
 
-    ``perm`` gives, for each HDF5 axis, the matching axis of the result: HDF5 holds the
-    MATLAB array reversed, i.e. (bands, cols, rows) for hwb and (cols, rows, bands) for bhw.
+    ``perm[i]`` is the HDF5 axis that holds result axis i: MATLAB's arrays are stored
+    reversed, i.e. (bands, cols, rows) for hwb and (cols, rows, bands) for bhw; a plain
+    HDF5 dataset is stored as written, (rows, cols, bands) or (bands, rows, cols).
     """
     dtype = check_dtype(path, ds.dtype, f" (variable {ds.name.lstrip('/')!r})")
     dtype = dtype.newbyteorder("=")
-    perm = (0, 2, 1) if layout == "hwb" else (2, 1, 0)
+    if matlab:
+        perm = (0, 2, 1) if layout == "hwb" else (2, 1, 0)
+    else:
+        perm = (2, 0, 1) if layout == "hwb" else (0, 1, 2)
     shape = tuple(int(ds.shape[p]) for p in perm)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     ensure_fits(path, nbytes, f"the {dims(shape)} {dtype.name} cube")
     out = np.empty(shape, dtype=dtype)
-    view = out.transpose(perm)  # same axes as the HDF5 dataset
+    view = out.transpose(tuple(int(a) for a in np.argsort(perm)))  # the dataset's axes
     slab = max(1, _SLAB_BYTES // max(1, int(np.prod(ds.shape[1:])) * dtype.itemsize))
     try:
         for start in range(0, ds.shape[0], slab):
