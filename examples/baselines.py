@@ -369,20 +369,27 @@ class X265(Codec):
         for k in range(bands):
             q = _stretch16(cube[k], lo[k], hi[k]) >> 4
             frames[k] = np.pad(q, ((0, h - rows), (0, w - cols)), mode="edge")
-        # x265 refuses (and then hangs) on a picture smaller than one coding tree unit.
-        ctu = max(c for c in (16, 32, 64) if c <= min(h, w))
+        # x265 refuses (and then hangs) on a picture smaller than one coding tree unit, and
+        # its random-access mode aborts on some pictures of only one or two (corn kernels,
+        # 44x32 at CTU 32): the largest CTU that fits is tried first, then smaller ones.
+        ctus = [c for c in (64, 32, 16) if c <= min(h, w)]
         crf = min(max(52.0 - level, 0.0), 51.0)
         with tempfile.TemporaryDirectory() as tmp:
             out = f"{tmp}/s.hevc"
-            cmd = ["x265", "--input", "-", "--input-res", f"{frames.shape[2]}x{frames.shape[1]}",
-                   "--input-csp", "i400", "--input-depth", "12", "--output-depth", "12",
-                   "--fps", "1", "--frames", str(bands), "--preset", "slow", "--tune", "psnr",
-                   "--crf", f"{crf:.3f}", "--ctu", str(ctu), "--log-level", "error",
-                   "--no-info", "--output", out]
-            if self.intra:
-                cmd += ["--keyint", "1"]
-            subprocess.run(cmd, input=frames.astype("<u2").tobytes(), check=True,
-                           capture_output=True, timeout=600)
+            for ctu in ctus:
+                cmd = ["x265", "--input", "-", "--input-res", f"{w}x{h}", "--input-csp", "i400",
+                       "--input-depth", "12", "--output-depth", "12", "--fps", "1",
+                       "--frames", str(bands), "--preset", "slow", "--tune", "psnr",
+                       "--crf", f"{crf:.3f}", "--ctu", str(ctu), "--log-level", "error",
+                       "--no-info", "--output", out]
+                if self.intra:
+                    cmd += ["--keyint", "1"]
+                done = subprocess.run(cmd, input=frames.astype("<u2").tobytes(),
+                                      capture_output=True, timeout=600)
+                if done.returncode == 0:
+                    break
+            else:
+                raise RuntimeError(f"x265 failed at every CTU size: {done.stderr[-300:]!r}")
             with open(out, "rb") as fh:
                 stream = fh.read()
         return b"".join([_header(cube.shape, cube.dtype), ranges, stream])
