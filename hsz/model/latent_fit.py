@@ -42,6 +42,12 @@ _LOG2_MAX = (TABLES - 1 - SCALE_ZERO) / STEPS_PER_OCTAVE
 _P_FLOOR = 2.0**-24
 
 
+#: Switches for the ablation benchmark (``examples/bench_ablation.py``); empty is the codec:
+#: ``{"loss": "mse"}`` trains on the cube's MSE in dB instead of the band-mean log MSE,
+#: ``{"pca_init": False}`` starts from a random orthonormal basis, ``{"context": "none"}``
+#: leaves the context network at zero (a factorized Laplace per grid and component).
+ABLATION: dict[str, Any] = {}
+
 #: Learning rate of the latents (in units of their step).
 LATENT_LR = 0.1
 #: The noisy phase runs the context network on every CONTEXT_EVERY-th step and reuses its
@@ -112,6 +118,8 @@ class LatentModel(nn.Module):
         centred = valid - mean[:, None]
         evals, evecs = torch.linalg.eigh(centred @ centred.T / max(1, centred.shape[1]))
         basis = evecs[:, torch.argsort(evals, descending=True)[:k]]
+        if ABLATION.get("pca_init") is False:
+            basis = torch.linalg.qr(torch.randn(b, k, dtype=basis.dtype))[0]
         scores = (basis.T @ (flat - mean[:, None])).reshape(k, h, w)
         if weight is not None:
             scores = scores * weight
@@ -264,6 +272,14 @@ def _band_db(recon: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
     return (10.0 * torch.log10(mse + 1e-12)).mean()
 
 
+def _mse_db(recon: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
+    """10·log10 of the whole cube's MSE (the ablation's D = MSE)."""
+    err = (recon - target) ** 2
+    mse = (err * weight).sum() / (weight.sum() * err.shape[0]) if weight is not None \
+        else err.mean()
+    return 10.0 * torch.log10(mse + 1e-12)
+
+
 def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
     """Train the latents, steps, basis and context network; return what landing needs."""
     config: LatentConfig = job.config
@@ -295,8 +311,9 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             # (Indian Pines at 0.05 bpppb collapsed to 22 dB); 0.1 is stable.
             {"params": list(model.latents), "lr": LATENT_LR},
             {"params": [model.basis, model.offset], "lr": 1e-3},
-            {"params": [model.log2_step, model.scale_bias, *model.ctx1.parameters(),
-                        *model.ctx2.parameters()], "lr": 1e-2},
+            {"params": [model.log2_step, model.scale_bias,
+                        *([] if ABLATION.get("context") == "none" else
+                          [*model.ctx1.parameters(), *model.ctx2.parameters()])], "lr": 1e-2},
         ]
         opt = adam(groups)
         base = [g["lr"] for g in opt.param_groups]
@@ -315,7 +332,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
                 g["lr"] = lr * f
             refresh = not noisy or it % CONTEXT_EVERY == 0
             recon, bits = model("noise" if noisy else "round", refresh)
-            dist = _band_db(recon, flat, wflat)
+            dist = (_mse_db if ABLATION.get("loss") == "mse" else _band_db)(recon, flat, wflat)
             r = bits / n_values
             loss = dist + lam * r
             opt.zero_grad(set_to_none=True)
