@@ -11,7 +11,8 @@ halving), each scaled by a per-(level, component) step and upsampled bilinearly.
 latents are trained against the rate their own entropy model gives them (loss D + λ·R) and
 stored as format 1.1 grids, coded under a small context network that the codec evaluates in
 integer arithmetic (:mod:`hsz.codec.context`), so the probabilities that decide every symbol
-are identical on every machine.  The basis starts from the cube's principal components.
+are identical on every machine.  The basis and offsets are smooth along the bands, so the
+container codes them as differences there (format 1.2).  The basis starts from the cube's principal components.
 
 Decoding is numpy only: grids, then upsampling and one matrix product per band.  Bands at
 wavelengths between the stored ones use the basis interpolated linearly between the two
@@ -331,7 +332,7 @@ SCHEDULES: dict[str, tuple[int, int]] = {
 
 
 class LatentFamily(ModelFamily):
-    """Rate-trained latent grids over a learned spectral basis (format 1.1 files)."""
+    """Rate-trained latent grids over a learned spectral basis (format 1.1 grids)."""
 
     id = "latent"
     summary = "a spectral basis times rate-trained, context-coded latent grids"
