@@ -12,7 +12,8 @@ latents are trained against the rate their own entropy model gives them (loss D 
 stored as format 1.1 grids, coded under a small context network that the codec evaluates in
 integer arithmetic (:mod:`hsz.codec.context`), so the probabilities that decide every symbol
 are identical on every machine.  The basis and offsets are smooth along the bands, so the
-container codes them as differences there (format 1.2).  The basis starts from the cube's principal components.
+container codes them as differences there (format 1.2).  The basis starts from the cube's
+principal components.
 
 Decoding is numpy only: grids, then upsampling and one matrix product per band.  Bands at
 wavelengths between the stored ones use the basis interpolated linearly between the two
