@@ -107,7 +107,7 @@ def test_float_source_keeps_its_range() -> None:
     rng = np.random.default_rng(0)
     base = rng.random((1, 16, 16)).astype(np.float32)
     data = (np.linspace(0.1, 0.6, 12, dtype=np.float32)[:, None, None] * base).astype(np.float32)
-    result = api.encode(Cube(data), bpppb=8.0, epochs=5)
+    result = api.encode(Cube(data), bpppb=8.0, epochs=5, model="hiner")
     back = api.decode(result.data)
     assert back.dtype == np.float32
     assert back.data.min() >= data.min() - 1e-6 and back.data.max() <= data.max() + 1e-6

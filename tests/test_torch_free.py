@@ -33,7 +33,7 @@ import hsz.rate, hsz.codec, hsz.meta
 from hsz import api, rate
 from hsz.cube import Cube
 cube = Cube(np.zeros((200, 145, 145), dtype=np.uint16), wavelengths=np.linspace(400, 2500, 200))
-prep = api.plan_encode(cube, bpppb=0.1)
+prep = api.plan_encode(cube, bpppb=0.1, model="hiner")
 assert prep.plan.model == "hiner" and prep.plan.config.bands == 200
 info = api.describe(sys.argv[1])
 assert info["meta"]["model"]["id"] == "hiner"
