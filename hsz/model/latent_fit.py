@@ -397,6 +397,9 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             "levels": [torch.round(p.detach()).cpu().numpy().astype(np.int64)
                        .clip(-(1 << 15), (1 << 15) - 1).astype(np.int32)
                        for p in model.latents],
+            # The trained values' magnitudes, for landing's dead zone.
+            "magnitudes": [p.detach().abs().cpu().numpy().astype(np.float32)
+                           for p in model.latents],
             "net": {
                 "w1": model.ctx1.weight.detach().cpu().numpy().astype(np.float64),
                 "b1": model.ctx1.bias.detach().cpu().numpy().astype(np.float64),
