@@ -174,3 +174,35 @@ def test_plans_grow_with_the_rate_and_refuse_what_cannot_fit() -> None:
     assert small is not None and large is not None and large.k > small.k
     assert FAMILY.plan((580, 31, 43), 20_000).knots == 290  # many bands: basis at knots
     assert FAMILY.plan((200, 145, 145), 300) is None
+
+
+def test_landing_drops_the_latents_nearest_zero_to_fit() -> None:
+    """Over budget, landing codes the smallest trained latents as zero, just enough to fit,
+    instead of doubling every step (which zeroes every ±1 at once)."""
+    from hsz.codec import pack
+    from hsz.codec.payload import Payload
+    from hsz.model.latent import TENSOR_BITS, land_payload
+
+    rng = np.random.default_rng(5)
+    cfg = LatentConfig(4, 64, 64, k=3, levels=2, hidden=4)  # grids are nearly all the file
+    floats = [rng.laplace(0, s, (3, *hw)) for s, hw in zip((1.2, 4.0), cfg.sizes(), strict=True)]
+    state = {
+        "basis": rng.normal(0, 0.3, (4, 3)).astype(np.float32),
+        "offset": rng.random(4).astype(np.float32),
+        "log2_step": np.full((2, 3), -6.0, np.float32),
+        "levels": [np.rint(f).astype(np.int32) for f in floats],
+        "magnitudes": [np.abs(f).astype(np.float32) for f in floats],
+        "net": {"w1": rng.normal(0, 0.1, (4, 28)), "b1": np.zeros(4),
+                "w2": np.vstack([np.zeros(4), rng.normal(0, 0.1, 4)]), "b2": np.zeros(2),
+                "scale_bias": np.array([[0.3, 0.3, 0.3], [2.0, 2.0, 2.0]])},
+    }
+
+    def packer(p: Payload) -> bytes:
+        return pack({}, p.tensors, bits=p.bits, grids=p.grids)
+
+    full = len(packer(land_payload(cfg, state, packer, 10**9)))
+    limit = int(0.9 * full)
+    landed = land_payload(cfg, state, packer, limit)
+    size = len(packer(landed))
+    assert 0.9 * limit <= size <= limit
+    assert dict(landed.bits) == TENSOR_BITS  # the tensors kept their trained grid

@@ -321,9 +321,9 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
             return Payload(tensors, dict(TENSOR_BITS),
                            code_grids(_grids(config, lv, state["net"], 0.0)))
 
-        if len(pack(dead(1.5))) <= limit:
-            lo, hi = 0.5, 1.5
-            for _ in range(8):
+        if len(pack(dead(4.0))) <= limit:
+            lo, hi = 0.5, 4.0
+            for _ in range(10):
                 mid = 0.5 * (lo + hi)
                 if len(pack(dead(mid))) <= limit:
                     hi = mid
