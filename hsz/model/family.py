@@ -151,7 +151,7 @@ _BUILTIN: dict[str, str] = {
 }
 _LOADED: dict[str, ModelFamily] = {}
 #: The family ``hsz encode`` uses when none is named (the one that measures best).
-DEFAULT_MODEL = "hiner"
+DEFAULT_MODEL = "latent"
 
 
 def register(family: ModelFamily, *, replace: bool = False) -> ModelFamily:
