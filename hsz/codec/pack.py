@@ -57,7 +57,6 @@ MAX_META_BYTES = 16 << 20
 #: First byte of META: how the JSON text that follows is stored.
 META_PLAIN = 0
 META_ZLIB = 1
-MAX_NAME_BYTES = binio.MAX_NAME_BYTES
 MAX_NDIM = 8
 MAX_ARRAYS = 65535
 MAX_DIM = (1 << 31) - 1
@@ -70,9 +69,6 @@ ZLIB_MAX_RATIO = 1032
 
 AXIS_NONE = 0xFF
 RAW_STORED, RAW_ZLIB = 0, 1
-
-DTYPES = binio.DTYPES
-DTYPE_CODES = binio.DTYPE_CODES
 
 
 @dataclass
@@ -164,9 +160,6 @@ def parse_meta(payload: bytes, offset: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- writing
 
 
-_name_bytes = binio.name_bytes
-
-
 def _shape_bytes(name: str, shape: tuple[int, ...]) -> bytes:
     if len(shape) > MAX_NDIM or any(d > MAX_DIM for d in shape):
         raise HszError(f"array {name!r} has shape {shape}; at most {MAX_NDIM} dimensions "
@@ -205,9 +198,9 @@ def _tensor_sections(qts: Mapping[str, QuantizedTensor]) -> tuple[bytes, bytes, 
         uses_delta |= method >= entropy.DELTA_CATEGORICAL
         params = (qt.offsets.astype("<f4").tobytes() + qt.scales.astype("<f4").tobytes())
         block = params + coded
-        directory += [_name_bytes(name), _shape_bytes(name, qt.shape), binio.u8(qt.bits),
-                      binio.u8(AXIS_NONE if qt.axis is None else qt.axis), binio.u8(method),
-                      binio.u64(len(block))]
+        directory += [binio.name_bytes(name), _shape_bytes(name, qt.shape),
+                      binio.u8(qt.bits), binio.u8(AXIS_NONE if qt.axis is None else qt.axis),
+                      binio.u8(method), binio.u64(len(block))]
         blocks.append(block)
     return b"".join(directory), b"".join(blocks), uses_delta
 
@@ -216,14 +209,14 @@ def _raw_section(raw: Mapping[str, np.ndarray]) -> bytes:
     parts = [binio.u32(len(raw))]
     for name, value in raw.items():
         arr = np.asarray(value)
-        code = DTYPE_CODES.get(arr.dtype.name)
+        code = binio.DTYPE_CODES.get(arr.dtype.name)
         if code is None:
             raise HszError(f"raw array {name!r} has dtype {arr.dtype}; supported: "
-                           f"{', '.join(DTYPE_CODES)}")
+                           f"{', '.join(binio.DTYPE_CODES)}")
         data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
         packed = zlib.compress(data, 9)
         codec, stored = (RAW_ZLIB, packed) if len(packed) < len(data) else (RAW_STORED, data)
-        parts += [_name_bytes(name), binio.u8(code), _shape_bytes(name, arr.shape),
+        parts += [binio.name_bytes(name), binio.u8(code), _shape_bytes(name, arr.shape),
                   binio.u8(codec), binio.u64(len(stored)), stored]
     return b"".join(parts)
 
@@ -249,7 +242,7 @@ def _grid_section(grids: Mapping[str, Grid]) -> bytes:
             raise HszError(f"grid {name!r}: {exc}") from None
         guide_name = b"" if g.guide is None else g.guide.encode("utf-8")
         shares_name = b"" if g.shares is None else g.shares.encode("utf-8")
-        parts += [_name_bytes(name), _shape_bytes(name, lv.shape), binio.u8(g.bits),
+        parts += [binio.name_bytes(name), _shape_bytes(name, lv.shape), binio.u8(g.bits),
                   binio.u8(context.RULE_CHECKERBOARD), binio.u16(len(guide_name)), guide_name,
                   binio.u16(len(shares_name)), shares_name,
                   b"" if g.shares is not None else g.net.layer_bytes(), g.net.bias_bytes(),
@@ -324,9 +317,6 @@ def estimate_size(tensors: Mapping[str, np.ndarray], bits: int | Mapping[str, in
 # ---------------------------------------------------------------------------- reading
 
 
-_read_name = binio.read_name
-
-
 def _read_shape(cur: Cursor) -> tuple[int, ...]:
     ndim = cur.u8()
     if ndim > MAX_NDIM:
@@ -350,7 +340,7 @@ def parse_tdir(payload: bytes, offset: int, file_length: int) -> list[DirEntry]:
     names: set[str] = set()
     budget = _budget(file_length)
     for _ in range(count):
-        name = _read_name(cur)
+        name = binio.read_name(cur)
         if name in names:
             raise cur.fail(f"tensor name {name!r} appears twice")
         names.add(name)
@@ -410,13 +400,13 @@ def parse_raw(payload: bytes, offset: int, file_length: int) -> dict[str, np.nda
         raise cur.fail(f"{count} arrays declared, more than the section can hold")
     out: dict[str, np.ndarray] = {}
     for _ in range(count):
-        name = _read_name(cur)
+        name = binio.read_name(cur)
         if name in out:
             raise cur.fail(f"raw array name {name!r} appears twice")
         code = cur.u8()
-        if code not in DTYPES:
+        if code not in binio.DTYPES:
             raise cur.fail(f"raw array {name!r} has unknown dtype code {code}")
-        dtype = np.dtype(DTYPES[code]).newbyteorder("<")
+        dtype = np.dtype(binio.DTYPES[code]).newbyteorder("<")
         shape = _read_shape(cur)
         codec, stored = cur.u8(), cur.u64()
         nbytes = math.prod(shape) * dtype.itemsize
@@ -447,7 +437,7 @@ def parse_raw(payload: bytes, offset: int, file_length: int) -> dict[str, np.nda
 def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
                       nets: Mapping[str, context.IntNet]
                       ) -> tuple[str, tuple[int, int, int], int, str | None, context.IntNet]:
-    name = _read_name(cur)
+    name = binio.read_name(cur)
     if name in known:
         raise cur.fail(f"grid name {name!r} appears twice")
     shape = _read_shape(cur)

@@ -23,7 +23,7 @@ neighbouring bands, which is the same as interpolating the decoded neighbours.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -299,14 +299,14 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
     # Training froze the float tensors on their TENSOR_BITS grids, so those depths store
     # them exactly; more bits would put them on another grid (the grids are not nested) and
     # buy error, not accuracy (Jasper Ridge at 0.05 bpppb spent 300 bytes on a 12-bit basis).
-    exact = coarser(0.0)
-    exact = Payload(exact.tensors, dict(TENSOR_BITS), exact.grids)
+    base = coarser(0.0)  # the trained latents, coded once for every attempt below
+    exact = Payload(base.tensors, dict(TENSOR_BITS), base.grids)
     if len(pack(exact)) <= limit:
         return exact
     # Over budget: first let the float tensors give way (cheap in quality); only when even
     # their fewest bits cannot make room are the latents requantized (a second rounding).
     try:
-        return with_bits(coarser(0.0))
+        return with_bits(base)
     except RateError:
         pass
     # Then a dead zone: latents whose trained value lies within ``tau`` of zero are coded as
@@ -322,26 +322,25 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
                            code_grids(_grids(config, lv, state["net"], 0.0)))
 
         if len(pack(dead(4.0))) <= limit:
-            lo, hi = 0.5, 4.0
-            for _ in range(10):
-                mid = 0.5 * (lo + hi)
-                if len(pack(dead(mid))) <= limit:
-                    hi = mid
-                else:
-                    lo = mid
-            return dead(hi)
+            return dead(_least_that_fits(lambda t: len(pack(dead(t))) <= limit, 0.5, 4.0, 10))
     lo, hi = 0.0, 0.125
     while len(pack(coarser(hi))) > limit:
         lo, hi = hi, hi * 2
         if hi > 8:
             raise RateError(f"the latent model cannot be coded in {limit} bytes")
-    for _ in range(8):
+    u = _least_that_fits(lambda v: len(pack(coarser(v))) <= limit, lo, hi, 8)
+    return with_bits(coarser(u))
+
+
+def _least_that_fits(fits: Callable[[float], bool], lo: float, hi: float, steps: int) -> float:
+    """Bisection for the smallest x in (lo, hi] with ``fits(x)``, given ``fits(hi)``."""
+    for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        if len(pack(coarser(mid))) <= limit:
+        if fits(mid):
             hi = mid
         else:
             lo = mid
-    return with_bits(coarser(hi))
+    return hi
 
 
 # ------------------------------------------------------------------------------ the family

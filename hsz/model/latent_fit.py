@@ -263,7 +263,7 @@ def _freeze_quantized(model: LatentModel) -> None:
     """
     from hsz.codec import quantize
 
-    for name in ("basis", "offset", "log2_step"):
+    for name in TENSOR_BITS:
         param = getattr(model, name)
         values = param.detach().cpu().numpy().astype(np.float32)
         stored = quantize(name, values, TENSOR_BITS[name]).dequantize().reshape(values.shape)
@@ -273,7 +273,7 @@ def _freeze_quantized(model: LatentModel) -> None:
 
 def _float_tensors(model: LatentModel) -> dict[str, np.ndarray]:
     return {name: getattr(model, name).detach().cpu().numpy().astype(np.float32)
-            for name in ("basis", "offset", "log2_step")}
+            for name in TENSOR_BITS}
 
 
 def _band_db(recon: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
@@ -389,9 +389,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             recon, _ = model("round")
             psnr = -float(_band_db(recon, flat, wflat))
         state = {
-            "basis": model.basis.detach().cpu().numpy().astype(np.float32),
-            "offset": model.offset.detach().cpu().numpy().astype(np.float32),
-            "log2_step": model.log2_step.detach().cpu().numpy().astype(np.float32),
+            **_float_tensors(model),
             # Clipped only to what a grid can hold at all (16 bits); landing picks each
             # grid's bit depth from its largest level.
             "levels": [torch.round(p.detach()).cpu().numpy().astype(np.int64)
