@@ -18,23 +18,23 @@ import numpy as np
 
 from hsz import __version__, codec, metrics, spectral
 from hsz import meta as meta_mod
+from hsz.archive import Archive
 from hsz.codec.binio import DAMAGED
 from hsz.codec.container import check_integrity, damage_summary
-from hsz.codec.mask import mask_arrays, read_mask
+from hsz.codec.mask import mask_arrays
 from hsz.codec.payload import Payload, Stored
 from hsz.cube import Cube
 from hsz.errors import FormatError, RateError, UsageError
-from hsz.meta import check_meta, cube_from_meta, header_warnings, source_wavelengths
+from hsz.io.scene import shifted_transform
+from hsz.meta import check_meta, cube_from_meta, header_warnings
 from hsz.normalize import BandScale, band_scale, denormalize_band, normalize
+from hsz.tiles import Window
 
 #: Default rate when the caller names none: where hsz is clearly ahead of per-band codecs.
 DEFAULT_BPPPB = 0.2
 
 Progress = Callable[[dict[str, Any]], None]
 
-#: Raw arrays the API itself stores (per-band scales, the nodata mask); a family's own raw
-#: arrays must use other names.
-_OWN_RAW = ("band_low", "band_high", "valid_mask")
 
 
 @dataclass
@@ -251,26 +251,12 @@ class Decoded:
 
 
 def open_file(source: bytes | str | Path) -> Decoded:
-    """Parse and validate a file's sections into arrays ready for rendering."""
-    buf = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
-    unpacked = codec.unpack(buf)
-    meta_ = unpacked.meta
-    bands, rows, cols = check_meta(meta_)
-    raw = unpacked.raw
-    for key in ("band_low", "band_high"):
-        arr = raw.get(key)
-        if arr is None or arr.shape != (bands,):
-            raise FormatError(f"the file lacks a valid {key} array of {bands} values")
-    scale = BandScale(raw["band_low"], raw["band_high"])
-    wl = source_wavelengths(meta_)
-    own = {k: v for k, v in raw.items() if k not in _OWN_RAW}
-    return Decoded(
-        meta=meta_,
-        stored=Stored(unpacked.tensors, unpacked.grids, own),
-        scale=scale,
-        mask=read_mask(raw, rows, cols),
-        band_coords=spectral.band_coordinates(wl, bands),
-    )
+    """Parse and validate an untiled file's sections into arrays ready for rendering."""
+    arc = Archive(source)
+    if arc.tiled:
+        raise UsageError("this is a tiled file; open it with hsz.archive.Archive and read "
+                         "its tiles")
+    return arc.tile(0)
 
 
 def query_coordinates(
@@ -302,31 +288,74 @@ def decode(
     device: str = "cpu",
     extrapolate: bool = False,
     progress: Progress | None = None,
+    window: Window | None = None,
 ) -> Cube:
-    """Rebuild the cube, at its own bands or at ``wavelengths`` (nm), in the source dtype."""
-    opened = open_file(source)
-    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(opened.meta["dtype"])
+    """Rebuild the cube, at its own bands or at ``wavelengths`` (nm), in the source dtype.
+
+    ``window`` decodes only that rectangle of pixels (reading only the tiles under it in a
+    tiled file); the result is georeferenced at the window's corner.
+    """
+    arc = Archive(source)
+    region = arc.region(window)
+    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(arc.meta["dtype"])
+    query = None if wavelengths is None else query_coordinates(
+        arc.meta, wavelengths, extrapolate=extrapolate)
+    count = arc.bands if query is None else query.size
+    out = np.empty((count, region.height, region.width), dtype=out_dtype)
+    for where, block in decode_blocks(arc, region, query, out_dtype, device=device,
+                                      progress=progress):
+        out[(slice(None), *where.slices())] = block
+    cube = cube_from_meta(arc.meta, out, wavelengths=wavelengths,
+                          resampled=wavelengths is not None)
+    if window is not None:
+        cube = cube.replace(transform=shifted_transform(cube.transform, region))
+    return cube
+
+
+def decode_blocks(
+    arc: Archive, region: Window, query: np.ndarray | None, out_dtype: np.dtype, *,
+    device: str = "cpu", progress: Progress | None = None,
+) -> Iterator[tuple[Window, np.ndarray]]:
+    """The decoded pixels of ``region``, tile by tile: (where in the region, samples).
+
+    Memory holds one tile at a time, which is what lets a decoder write a scene larger
+    than memory.  An untiled file reports progress per band, a tiled one per tile.
+    """
+    tiles = list(arc.touching(region))
+    for n, (index, tile_window) in enumerate(tiles):
+        opened = arc.tile(index)
+        block = _render_tile(opened, query, out_dtype, device=device,
+                             progress=None if arc.tiled else progress)
+        inside = tile_window.intersect(region)
+        assert inside is not None
+        yield inside.relative_to(region), block[(slice(None),
+                                                 *inside.relative_to(tile_window).slices())]
+        if arc.tiled and progress is not None:
+            progress({"tile": n + 1, "tiles": len(tiles)})
+
+
+def _render_tile(
+    opened: Decoded, query: np.ndarray | None, out_dtype: np.dtype, *, device: str,
+    progress: Progress | None,
+) -> np.ndarray:
+    """One tile's samples in ``out_dtype``, nodata pixels filled with the nodata value."""
     bands, rows, cols = check_meta(opened.meta)
     low = opened.scale.low.astype(np.float64)
     span = opened.scale.span
-    if wavelengths is None:
+    if query is None:
         out = np.empty((bands, rows, cols), dtype=out_dtype)
         for k, band in enumerate(render_bands(opened, opened.band_coords, device=device)):
             out[k] = denormalize_band(band, low[k], span[k], out_dtype)
             if progress is not None:
                 progress({"band": k + 1, "bands": bands})
     else:
-        query = query_coordinates(opened.meta, wavelengths, extrapolate=extrapolate)
         out = _resample(opened, query, out_dtype, device=device, progress=progress)
-    meta_ = opened.meta
-    nodata = meta_.get("nodata")
+    nodata = opened.meta.get("nodata")
     if opened.mask is not None and nodata is not None:
         fill = float(nodata)  # "nan"/"inf" strings parse too
         if out_dtype.kind == "f" or np.isfinite(fill):
             out[:, ~opened.mask] = out_dtype.type(fill)
-    return cube_from_meta(
-        meta_, out, wavelengths=wavelengths, resampled=wavelengths is not None
-    )
+    return out
 
 
 def _resample(

@@ -75,25 +75,38 @@ def _short_decimals(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.n
     return out[0], out[1]
 
 
-def band_scale(cube: Cube, mask: np.ndarray | None) -> BandScale:
-    """Minimum and maximum of each band over valid pixels, kept in the source dtype.
-
-    Integer types keep their exact extremes; float types get bounds just outside them
-    that are short decimals (:func:`_short_decimals`), which the file stores compactly.
-    """
-    lows = np.empty(cube.bands, dtype=cube.dtype)
-    highs = np.empty(cube.bands, dtype=cube.dtype)
+def band_extremes(cube: Cube, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each band's minimum and maximum over valid pixels, in float64; +inf/-inf where a band
+    has none.  Extremes of windows combine with ``np.minimum``/``np.maximum``."""
+    lows = np.full(cube.bands, np.inf)
+    highs = np.full(cube.bands, -np.inf)
     for k in range(cube.bands):
         band = cube.data[k]
         vals = band[mask] if mask is not None else band
-        if vals.size == 0:
-            lows[k] = highs[k] = 0
-        else:
+        if vals.size:
             lows[k] = vals.min()
             highs[k] = vals.max()
-    if cube.dtype.kind == "f":
-        lows, highs = _short_decimals(lows, highs)
-    return BandScale(lows, highs)
+    return lows, highs
+
+
+def scale_from_extremes(lows: np.ndarray, highs: np.ndarray, dtype: np.dtype) -> BandScale:
+    """The stored scale for these extremes, kept in the source dtype.
+
+    Integer types keep their exact extremes; float types get bounds just outside them
+    that are short decimals (:func:`_short_decimals`), which the file stores compactly.
+    A band without a valid pixel gets the range [0, 0].
+    """
+    empty = ~np.isfinite(lows)
+    lo = np.where(empty, 0.0, lows).astype(dtype)
+    hi = np.where(empty, 0.0, highs).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        lo, hi = _short_decimals(lo, hi)
+    return BandScale(lo, hi)
+
+
+def band_scale(cube: Cube, mask: np.ndarray | None) -> BandScale:
+    """Minimum and maximum of each band over valid pixels (see :func:`scale_from_extremes`)."""
+    return scale_from_extremes(*band_extremes(cube, mask), cube.dtype)
 
 
 def normalize(cube: Cube, scale: BandScale, mask: np.ndarray | None) -> np.ndarray:

@@ -32,7 +32,7 @@ from hsz.errors import FormatError
 
 SIGNATURE = b"\x89HSZ\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2
+FORMAT_MINOR = 3
 
 HEADER = struct.Struct("<8sHHIQI")  # 28 bytes
 ENTRY = struct.Struct("<4sIQQI")  # 28 bytes
@@ -42,7 +42,9 @@ FLAG_CRITICAL = 0x1
 MAX_SECTIONS = 1024
 
 #: Sections format 1.x defines (all critical when present).  See SPEC.md §4.
-KNOWN_SECTIONS = frozenset({"META", "BNDS", "TDIR", "TDAT", "RAWA", "LATS"})
+KNOWN_SECTIONS = frozenset({"META", "BNDS", "TDIR", "TDAT", "RAWA", "LATS", "TILE"})
+#: Known sections that may appear more than once (format 1.3: one ``TILE`` per tile).
+REPEATABLE = frozenset({"TILE"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class Container:
             if s.type == kind:
                 return s
         return None
+
+    def every(self, kind: str) -> list[Section]:
+        return [s for s in self.sections if s.type == kind]
 
     def require(self, kind: str) -> Section:
         s = self.get(kind)
@@ -182,7 +187,7 @@ def _parse_table(table: bytes, count: int, length: int) -> list[Section]:
             what = "overlaps the previous one" if off < expected else "leaves a gap before it"
             raise FormatError(f"section {kind!r} (#{i}) at offset {off} {what} (expected "
                               f"offset {expected}); {DAMAGED}")
-        if kind in KNOWN_SECTIONS and kind in seen:
+        if kind in KNOWN_SECTIONS and kind not in REPEATABLE and kind in seen:
             raise FormatError(f"section {kind!r} appears twice (#{i} at offset {off}); {DAMAGED}")
         seen.add(kind)
         expected = off + ln

@@ -21,17 +21,20 @@ from typing import Any
 import numpy as np
 
 from hsz.cube import Cube
-from hsz.errors import UsageError
+from hsz.errors import ReadError, UsageError
 from hsz.io._common import (
     ReadOptions,
     Report,
-    build_cube,
+    Samples,
     check_input_file,
     check_layout,
+    cube_fields,
     note,
 )
+from hsz.io.scene import Scene, SceneSpec
 
-__all__ = ["FORMATS", "FormatInfo", "format_for_path", "read", "write"]
+__all__ = ["FORMATS", "FormatInfo", "Scene", "SceneSpec", "format_for_path", "open_scene",
+           "read", "write"]
 
 
 @dataclass(frozen=True)
@@ -43,14 +46,14 @@ class FormatInfo:
     read_extensions: tuple[str, ...]
     write_extensions: tuple[str, ...]
     module: str
-    reader: str
+    opener: str
     writer: str
 
     def _function(self, name: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), name)
 
-    def read_raw(self, path: Path, options: ReadOptions) -> tuple[np.ndarray, dict[str, Any]]:
-        return self._function(self.reader)(path, options)
+    def open_raw(self, path: Path, options: ReadOptions) -> tuple[Samples, dict[str, Any]]:
+        return self._function(self.opener)(path, options)
 
     def write(self, cube: Cube, path: Path, overwrite: bool = False) -> list[Path]:
         return self._function(self.writer)(cube, path, overwrite=overwrite)
@@ -61,19 +64,19 @@ _ENVI_EXTS = (".hdr", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
 FORMATS: dict[str, FormatInfo] = {
     "envi": FormatInfo(
         "envi", "ENVI data file + .hdr header (bsq, bil or bip)", _ENVI_EXTS, _ENVI_EXTS,
-        "hsz.io.gdal", "read_raster", "write_envi",
+        "hsz.io.gdal", "open_raster", "write_envi",
     ),
     "gtiff": FormatInfo(
         "gtiff", "GeoTIFF; for reading also any single raster GDAL opens",
         (".tif", ".tiff", ".gtif", ".vrt", ".jp2", ".nc", ".kea"), (".tif", ".tiff", ".gtif"),
-        "hsz.io.gdal", "read_raster", "write_gtiff",
+        "hsz.io.gdal", "open_raster", "write_gtiff",
     ),
     "mat": FormatInfo(
         "mat", "MATLAB .mat (v4-v7 and v7.3/HDF5)", (".mat",), (".mat",),
-        "hsz.io.matlab", "read_mat", "write_mat",
+        "hsz.io.matlab", "open_mat", "write_mat",
     ),
     "npy": FormatInfo(
-        "npy", "NumPy .npy array", (".npy",), (".npy",), "hsz.io.npy", "read_npy", "write_npy",
+        "npy", "NumPy .npy array", (".npy",), (".npy",), "hsz.io.npy", "open_npy", "write_npy",
     ),
 }
 
@@ -149,6 +152,26 @@ def read(
     ``var`` picks a .mat variable and ``layout`` ("hwb" or "bhw") says how a .mat or .npy
     array is ordered; formats that describe their own layout ignore both with a note.
     """
+    with open_scene(path, format=format, var=var, layout=layout, wavelengths=wavelengths,
+                    nodata=nodata, report=report) as scene:
+        return scene.read_all()
+
+
+def open_scene(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    var: str | None = None,
+    layout: str | None = None,
+    wavelengths: np.ndarray | None = None,
+    nodata: float | None = None,
+    report: Report | None = None,
+) -> Scene:
+    """Open a cube for reading window by window (same options as :func:`read`).
+
+    Nothing but metadata is read here; close the scene (or use it as a context manager)
+    to release the file.
+    """
     p = Path(path)
     layout = check_layout(layout)
     fmt = _format_id(format) if format is not None else None
@@ -161,9 +184,21 @@ def read(
         note(report, f"layout {options.layout!r} ignored: {p.name} describes its own layout")
     if var is not None and options.fmt != "mat":
         note(report, f"variable {var!r} ignored: only .mat files hold named variables")
-    data, meta = FORMATS[options.fmt].read_raw(p, options)
-    return build_cube(p, data, meta, source_format=options.fmt, wavelengths=wavelengths,
-                      nodata=nodata, report=report)
+    samples, meta = FORMATS[options.fmt].open_raw(p, options)
+    try:
+        fields = cube_fields(p, samples.shape[0], meta, source_format=options.fmt,
+                             wavelengths=wavelengths, nodata=nodata, report=report)
+        spec = SceneSpec(
+            str(p), options.fmt, var, layout,
+            None if wavelengths is None else tuple(float(v) for v in np.ravel(wavelengths)),
+            None if nodata is None else float(nodata))
+        try:
+            return Scene(p, samples, fields, spec)
+        except ReadError as exc:
+            raise ReadError(f"{p}: {exc}") from None
+    except BaseException:
+        samples.close()
+        raise
 
 
 def write(cube: Cube, path: str | Path, *, format: str | None = None,

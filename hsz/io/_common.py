@@ -14,6 +14,7 @@ import numpy as np
 from hsz.cube import SUPPORTED_DTYPES, Cube
 from hsz.errors import ReadError, UsageError
 from hsz.spectral import guess_unit, unit_scale
+from hsz.tiles import Window
 
 Report = Callable[[str], None]
 
@@ -161,6 +162,49 @@ def wavelengths_to_nm(
     return vals * scale, fwhm_nm, unit
 
 
+def cube_fields(
+    path: Path,
+    bands: int,
+    meta: Mapping[str, Any],
+    *,
+    source_format: str,
+    wavelengths: np.ndarray | None = None,
+    nodata: float | None = None,
+    report: Report | None = None,
+) -> dict[str, Any]:
+    """The Cube fields (all but the samples) a reader found, with the caller's overrides."""
+    fields = dict(meta)
+    if wavelengths is not None:
+        wl = np.asarray(wavelengths, dtype=np.float64).ravel()
+        if wl.size != bands:
+            raise ReadError(
+                f"{path}: {wl.size} wavelengths were given but the cube has {bands} bands"
+            )
+        if fields.get("wavelengths") is not None:
+            note(report, f"using the given wavelengths instead of those stored in {path.name}")
+        else:
+            fields["wavelength_units"] = "nm"
+        fields["wavelengths"] = wl
+    if nodata is not None:
+        fields["nodata"] = float(nodata)
+    fields["source_format"] = source_format
+    return fields
+
+
+def make_cube(path: Path, data: np.ndarray, fields: Mapping[str, Any]) -> Cube:
+    """A validated Cube of ``data``.
+
+    Validation errors from :class:`Cube` do not know the file; they are re-raised here
+    with the path in front so the one-line message still says which input is wrong.
+    """
+    try:
+        cube = Cube(data=data, **fields)
+    except ReadError as exc:
+        raise ReadError(f"{path}: {exc}") from None
+    cube.check_finite(str(path))
+    return cube
+
+
 def build_cube(
     path: Path,
     data: np.ndarray,
@@ -171,32 +215,10 @@ def build_cube(
     nodata: float | None = None,
     report: Report | None = None,
 ) -> Cube:
-    """Make the Cube a reader hands back, applying the caller's overrides.
-
-    Validation errors from :class:`Cube` do not know the file; they are re-raised here
-    with the path in front so the one-line message still says which input is wrong.
-    """
-    fields = dict(meta)
-    if wavelengths is not None:
-        wl = np.asarray(wavelengths, dtype=np.float64).ravel()
-        if wl.size != data.shape[0]:
-            raise ReadError(
-                f"{path}: {wl.size} wavelengths were given but the cube has "
-                f"{data.shape[0]} bands"
-            )
-        if fields.get("wavelengths") is not None:
-            note(report, f"using the given wavelengths instead of those stored in {path.name}")
-        else:
-            fields["wavelength_units"] = "nm"
-        fields["wavelengths"] = wl
-    if nodata is not None:
-        fields["nodata"] = float(nodata)
-    try:
-        cube = Cube(data=data, source_format=source_format, **fields)
-    except ReadError as exc:
-        raise ReadError(f"{path}: {exc}") from None
-    cube.check_finite(str(path))
-    return cube
+    """The Cube a reader hands back, applying the caller's overrides."""
+    fields = cube_fields(path, data.shape[0], meta, source_format=source_format,
+                         wavelengths=wavelengths, nodata=nodata, report=report)
+    return make_cube(path, data, fields)
 
 
 def parse_float_list(text: str, path: Path, what: str) -> np.ndarray:
@@ -217,3 +239,47 @@ def split_list(text: str, keep_empty: bool = False) -> list[str]:
     if items and not items[-1]:
         items.pop()  # a trailing comma is a common hand-edit, not an extra band
     return items if keep_empty else [item for item in items if item]
+
+
+class Samples:
+    """A cube's samples that can be read one window at a time.
+
+    Readers hand one out instead of an array so that a scene larger than memory is read tile
+    by tile: GDAL windows, HDF5 hyperslabs, .npy memory maps.  Formats that cannot be read
+    in parts (MATLAB v5) hold the whole array and slice it.  ``read`` returns native-order,
+    C-contiguous (bands, height, width) arrays, as every reader's whole-cube result is.
+    """
+
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+
+    def read(self, window: Window) -> np.ndarray:
+        raise NotImplementedError
+
+    def read_all(self, path: Path) -> np.ndarray:
+        """The whole cube, refused up front when it cannot fit in memory."""
+        bands, rows, cols = self.shape
+        ensure_fits(path, bands * rows * cols * self.dtype.itemsize,
+                    f"the {dims(self.shape)} {self.dtype.name} cube")
+        return self.read(Window(0, 0, rows, cols))
+
+    def close(self) -> None:
+        """Release the file handle (if any); reading again reopens nothing."""
+
+
+class ArraySamples(Samples):
+    """Samples already in memory (formats that cannot be read in parts)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.shape = (int(data.shape[0]), int(data.shape[1]), int(data.shape[2]))
+        self.dtype = data.dtype
+
+    def read(self, window: Window) -> np.ndarray:
+        if (window.height, window.width) == self.shape[1:]:
+            return self.data
+        rows, cols = window.slices()
+        return np.ascontiguousarray(self.data[:, rows, cols])
+
+    def read_all(self, path: Path) -> np.ndarray:
+        return self.data

@@ -40,6 +40,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, NotGeoreferencedWarning, RasterioError
 from rasterio.transform import Affine
+from rasterio.windows import Window as RioWindow
 
 from hsz.cube import Cube
 from hsz.errors import ReadError, WriteError
@@ -47,15 +48,15 @@ from hsz.fsutil import atomic_outputs
 from hsz.io._common import (
     ReadOptions,
     Report,
+    Samples,
     check_dtype,
-    dims,
-    ensure_fits,
     note,
     parse_float_list,
     split_list,
     wavelengths_to_nm,
 )
 from hsz.spectral import from_nm, unit_scale
+from hsz.tiles import Window
 
 #: Extensions an ENVI data file commonly has; a data file may also have none.
 ENVI_DATA_EXTS = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
@@ -154,6 +155,38 @@ def envi_targets(path: Path) -> tuple[Path, Path]:
 # -- reading ----------------------------------------------------------------------------------
 def read_raster(path: Path, options: ReadOptions) -> tuple[np.ndarray, dict[str, Any]]:
     """Samples (bands, rows, cols) and Cube metadata of an ENVI file or other GDAL raster."""
+    samples, meta = open_raster(path, options)
+    try:
+        return samples.read_all(path), meta
+    finally:
+        samples.close()
+
+
+class RasterSamples(Samples):
+    """Windows of an open GDAL dataset: GDAL reads only the blocks a window touches."""
+
+    def __init__(self, ds: Any, path: Path, dtype: np.dtype) -> None:
+        self._ds, self._path = ds, path
+        self.shape = (int(ds.count), int(ds.height), int(ds.width))
+        self.dtype = dtype
+
+    def read(self, window: Window) -> np.ndarray:
+        out = np.empty((self.shape[0], window.height, window.width), dtype=self.dtype)
+        try:
+            with _gdal_env(writing=False):
+                self._ds.read(out=out, window=RioWindow(window.col, window.row, window.width,
+                                                        window.height))
+        except RasterioError as exc:
+            raise ReadError(f"{self._path}: reading the samples failed: "
+                            f"{_one_line(exc)}") from None
+        return out
+
+    def close(self) -> None:
+        self._ds.close()
+
+
+def open_raster(path: Path, options: ReadOptions) -> tuple[Samples, dict[str, Any]]:
+    """An ENVI file or other GDAL raster, opened for reading windows, and its metadata."""
     if options.fmt == "envi":
         data_path, _ = resolve_envi(path)
         driver: str | None = "ENVI"
@@ -166,14 +199,17 @@ def read_raster(path: Path, options: ReadOptions) -> tuple[np.ndarray, dict[str,
         except RasterioError as exc:
             raise ReadError(f"cannot read {path}: {_one_line(exc)}") from None
         georeferenced = not any(issubclass(w.category, NotGeoreferencedWarning) for w in caught)
-        with ds:
-            data = _read_samples(ds, path, data_path)
+        try:
+            dtype = _check_samples(ds, path, data_path)
             meta = _metadata(ds, path, georeferenced, options.wavelengths_given,
                              options.report)
-    return data, meta
+        except BaseException:
+            ds.close()
+            raise
+    return RasterSamples(ds, path, dtype), meta
 
 
-def _read_samples(ds: Any, path: Path, data_path: Path) -> np.ndarray:
+def _check_samples(ds: Any, path: Path, data_path: Path) -> np.dtype:
     if ds.count == 0:
         subs = ", ".join(ds.subdatasets[:3])
         raise ReadError(
@@ -191,13 +227,7 @@ def _read_samples(ds: Any, path: Path, data_path: Path) -> np.ndarray:
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if ds.driver == "ENVI":
         _check_envi_size(ds, path, data_path, nbytes)
-    ensure_fits(path, nbytes, f"the {dims(shape)} {dtype.name} cube")
-    out = np.empty(shape, dtype=dtype)
-    try:
-        ds.read(out=out)
-    except RasterioError as exc:
-        raise ReadError(f"{path}: reading the samples failed: {_one_line(exc)}") from None
-    return out
+    return dtype
 
 
 def _check_envi_size(ds: Any, path: Path, data_path: Path, nbytes: int) -> None:

@@ -36,8 +36,10 @@ from hsz.cube import Cube
 from hsz.errors import ReadError, WriteError
 from hsz.fsutil import atomic_outputs
 from hsz.io._common import (
+    ArraySamples,
     ReadOptions,
     Report,
+    Samples,
     check_dtype,
     dims,
     ensure_fits,
@@ -45,6 +47,7 @@ from hsz.io._common import (
     note,
     wavelengths_to_nm,
 )
+from hsz.tiles import Window
 
 _NUMERIC_CLASSES = frozenset({
     "double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
@@ -91,9 +94,21 @@ class _Var:
 
 # -- reading ----------------------------------------------------------------------------------
 def read_mat(path: Path, options: ReadOptions) -> tuple[np.ndarray, dict[str, Any]]:
+    samples, meta = open_mat(path, options)
+    try:
+        return samples.read_all(path), meta
+    finally:
+        samples.close()
+
+
+def open_mat(path: Path, options: ReadOptions) -> tuple[Samples, dict[str, Any]]:
+    """A v7.3 file is opened for reading windows (HDF5 hyperslabs); a v4-v7 file is read whole,
+    since its compressed variables cannot be read in parts."""
     layout = options.layout or "hwb"
-    read = _read_v73 if h5py.is_hdf5(path) else _read_v5
-    return read(path, options.var, layout, options.wavelengths_given, options.report)
+    if h5py.is_hdf5(path):
+        return _open_v73(path, options.var, layout, options.wavelengths_given, options.report)
+    data, meta = _read_v5(path, options.var, layout, options.wavelengths_given, options.report)
+    return ArraySamples(data), meta
 
 
 def _choose(path: Path, variables: list[_Var], var: str | None, report: Report | None) -> _Var:
@@ -245,21 +260,21 @@ def _line(exc: BaseException) -> str:
 
 
 # .. v7.3 .....................................................................................
-def _read_v73(
+def _open_v73(
     path: Path, var: str | None, layout: str, wavelengths_given: bool, report: Report | None
-) -> tuple[np.ndarray, dict[str, Any]]:
+) -> tuple[Samples, dict[str, Any]]:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise ReadError(f"{path}: cannot open the v7.3 (HDF5) file ({_line(exc)})") from None
-    with f:
+    try:
         datasets = {name: obj for name, obj in f.items()
                     if isinstance(obj, h5py.Dataset) and not name.startswith("#")}
         variables = [_h5_var(name, ds) for name, ds in datasets.items()]
         variables += [_Var(name, (1, 1), "struct") for name, obj in f.items()
                       if isinstance(obj, h5py.Group) and not name.startswith("#")]
         chosen = _choose(path, variables, var, report)
-        data = _read_h5_cube(path, datasets[chosen.name], layout, chosen.matlab)
+        samples = H5Samples(f, path, datasets[chosen.name], layout, chosen.matlab)
 
         def load(v: _Var) -> Any:
             ds = datasets[v.name]
@@ -269,8 +284,11 @@ def _read_v73(
                 return ["".join(_h5_chars(f[ref])) for ref in ds[()].ravel()]
             return np.asarray(ds[()], dtype=np.float64).ravel()
 
-        meta = _aux_meta(path, variables, load, data.shape[0], wavelengths_given, report)
-    return data, meta
+        meta = _aux_meta(path, variables, load, samples.shape[0], wavelengths_given, report)
+    except BaseException:
+        f.close()
+        raise
+    return samples, meta
 
 
 #: MATLAB class names of plain HDF5 numeric dtypes (a dataset written by h5py or another
@@ -296,32 +314,50 @@ def _h5_var(name: str, ds: h5py.Dataset) -> _Var:
     return _Var(name, tuple(reversed(ds.shape)), mclass)
 
 
-def _read_h5_cube(path: Path, ds: h5py.Dataset, layout: str, matlab: bool = True
-                  ) -> np.ndarray:
-    """Read slab by slab straight into the (bands, rows, cols) result.
+class H5Samples(Samples):
+    """Hyperslabs of an HDF5 dataset, read straight into (bands, rows, cols) order.
 
     ``perm[i]`` is the HDF5 axis that holds result axis i: MATLAB's arrays are stored
     reversed, i.e. (bands, cols, rows) for hwb and (cols, rows, bands) for bhw; a plain
     HDF5 dataset is stored as written, (rows, cols, bands) or (bands, rows, cols).
     """
-    dtype = check_dtype(path, ds.dtype, f" (variable {ds.name.lstrip('/')!r})")
-    dtype = dtype.newbyteorder("=")
-    if matlab:
-        perm = (0, 2, 1) if layout == "hwb" else (2, 1, 0)
-    else:
-        perm = (2, 0, 1) if layout == "hwb" else (0, 1, 2)
-    shape = tuple(int(ds.shape[p]) for p in perm)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    ensure_fits(path, nbytes, f"the {dims(shape)} {dtype.name} cube")
-    out = np.empty(shape, dtype=dtype)
-    view = out.transpose(tuple(int(a) for a in np.argsort(perm)))  # the dataset's axes
-    slab = max(1, _SLAB_BYTES // max(1, int(np.prod(ds.shape[1:])) * dtype.itemsize))
-    try:
-        for start in range(0, ds.shape[0], slab):
-            view[start:start + slab] = ds[start:start + slab]
-    except (OSError, ValueError) as exc:
-        raise ReadError(f"{path}: reading {ds.name.lstrip('/')!r} failed ({_line(exc)})") from None
-    return out
+
+    def __init__(self, f: h5py.File, path: Path, ds: h5py.Dataset, layout: str,
+                 matlab: bool = True) -> None:
+        self._file, self._path, self._ds = f, path, ds
+        self.dtype = check_dtype(path, ds.dtype, f" (variable {ds.name.lstrip('/')!r})"
+                                 ).newbyteorder("=")
+        if matlab:
+            self._perm = (0, 2, 1) if layout == "hwb" else (2, 1, 0)
+        else:
+            self._perm = (2, 0, 1) if layout == "hwb" else (0, 1, 2)
+        b, r, c = (int(ds.shape[p]) for p in self._perm)
+        self.shape = (b, r, c)
+
+    def read(self, window: Window) -> np.ndarray:
+        spans = [slice(0, self.shape[0]), slice(window.row, window.bottom),
+                 slice(window.col, window.right)]
+        shape = (self.shape[0], window.height, window.width)
+        out = np.empty(shape, dtype=self.dtype)
+        order = tuple(int(a) for a in np.argsort(self._perm))
+        view = out.transpose(order)  # the dataset's axes
+        stored = [spans[order[i]] for i in range(3)]
+        # Slab by slab along the dataset's first axis, so a cube is never held twice.
+        first = stored[0]
+        per_index = max(1, int(np.prod(view.shape[1:])) * self.dtype.itemsize)
+        slab = max(1, _SLAB_BYTES // per_index)
+        try:
+            for start in range(first.start, first.stop, slab):
+                stop = min(first.stop, start + slab)
+                view[start - first.start:stop - first.start] = self._ds[
+                    start:stop, stored[1], stored[2]]
+        except (OSError, ValueError) as exc:
+            raise ReadError(f"{self._path}: reading {self._ds.name.lstrip('/')!r} failed "
+                            f"({_line(exc)})") from None
+        return out
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _h5_chars(ds: h5py.Dataset) -> list[str]:

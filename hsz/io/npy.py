@@ -20,10 +20,30 @@ import numpy as np
 from hsz.cube import Cube
 from hsz.errors import ReadError, WriteError
 from hsz.fsutil import atomic_outputs
-from hsz.io._common import ReadOptions, check_dtype, dims, ensure_fits, native, note
+from hsz.io._common import ReadOptions, Samples, check_dtype, dims, native, note
+from hsz.tiles import Window
 
 
 def read_npy(path: Path, options: ReadOptions) -> tuple[np.ndarray, dict[str, Any]]:
+    samples, meta = open_npy(path, options)
+    return samples.read_all(path), meta
+
+
+class NpySamples(Samples):
+    """Windows of a memory-mapped array: only the pages a window touches are read."""
+
+    def __init__(self, arr: np.ndarray, layout: str) -> None:
+        self._view = arr.transpose(2, 0, 1) if layout == "hwb" else arr
+        b, r, c = self._view.shape
+        self.shape = (int(b), int(r), int(c))
+        self.dtype = np.dtype(arr.dtype).newbyteorder("=")
+
+    def read(self, window: Window) -> np.ndarray:
+        rows, cols = window.slices()
+        return native(np.array(self._view[:, rows, cols], order="C"))
+
+
+def open_npy(path: Path, options: ReadOptions) -> tuple[Samples, dict[str, Any]]:
     layout, report = options.layout or "hwb", options.report
     arr = _open(path)
     if arr.dtype.hasobject:
@@ -36,12 +56,9 @@ def read_npy(path: Path, options: ReadOptions) -> tuple[np.ndarray, dict[str, An
             "cube laid out (rows, cols, bands), or (bands, rows, cols) with --layout bhw"
         )
     check_dtype(path, arr.dtype)
-    ensure_fits(path, arr.nbytes, f"the {dims(arr.shape)} {arr.dtype.name} cube")
     axes = "(rows, cols, bands)" if layout == "hwb" else "(bands, rows, cols)"
     note(report, f"read the {dims(arr.shape)} array in {path.name} as {axes}")
-    view = arr.transpose(2, 0, 1) if layout == "hwb" else arr
-    data = native(np.array(view, order="C"))  # one copy, out of the memory map
-    return data, {}
+    return NpySamples(arr, layout), {}
 
 
 def _open(path: Path) -> np.ndarray:

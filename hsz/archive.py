@@ -1,0 +1,141 @@
+"""An opened ``.hsz`` file seen as tiles, whether it was written tiled (format 1.3) or not.
+
+Decoding reads through :class:`Archive`: an untiled file is one tile covering the scene, a
+tiled one a grid of them.  Each tile opens into the same :class:`hsz.api.Decoded` an untiled
+file gives, with the scene's band scales and coordinates and the tile's own model and mask,
+so rendering, resampling and denormalizing are one code path for both.  Only the tiles a
+requested window touches are read (:attr:`Archive.reads` counts them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hsz import codec, spectral
+from hsz.codec.binio import DAMAGED
+from hsz.codec.container import read_container_header
+from hsz.codec.mask import read_mask
+from hsz.codec.payload import Stored
+from hsz.codec.tiled import TiledFile, is_tiled
+from hsz.errors import FormatError, UsageError
+from hsz.meta import check_meta, source_wavelengths
+from hsz.normalize import BandScale
+from hsz.tiles import TileGrid, Window
+
+#: Raw arrays the API itself stores (per-band scales, the nodata mask); a family's own raw
+#: arrays must use other names.
+OWN_RAW = ("band_low", "band_high", "valid_mask")
+
+
+def _scale(raw: dict[str, np.ndarray], bands: int) -> BandScale:
+    for key in ("band_low", "band_high"):
+        arr = raw.get(key)
+        if arr is None or arr.shape != (bands,):
+            raise FormatError(f"the file lacks a valid {key} array of {bands} values")
+    return BandScale(raw["band_low"], raw["band_high"])
+
+
+def tile_grid(meta: dict[str, Any]) -> TileGrid | None:
+    """The tile grid a tiled file's metadata declares; None for an untiled file."""
+    entry = meta.get("tiles")
+    if entry is None:
+        return None
+    _, rows, cols = check_meta(meta)
+    size = entry.get("size") if isinstance(entry, dict) else None
+    if not (isinstance(size, list) and len(size) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v for v in size)):
+        raise FormatError(f"metadata tiles must give the tile size as two positive integers; "
+                          f"{DAMAGED}")
+    return TileGrid(rows, cols, min(size[0], rows), min(size[1], cols))
+
+
+class Archive:
+    """A file opened for decoding: scene metadata, scales, and tiles on demand."""
+
+    def __init__(self, source: bytes | str | Path) -> None:
+        if isinstance(source, str | Path):
+            # Only the table is read here: a tiled file's tiles are read one by one later.
+            tiled = is_tiled(read_container_header(Path(source), ()))
+            self._buf = None if tiled else Path(source).read_bytes()
+        else:
+            self._buf = bytes(source)
+            tiled = is_tiled(codec.read_container(self._buf))
+        self._tiled = TiledFile(source if self._buf is None else self._buf) if tiled else None
+        self.reads = 0
+        if self._tiled is None:
+            assert self._buf is not None
+            self._single = codec.unpack(self._buf)
+            self.meta = self._single.meta
+            raw = self._single.raw
+        else:
+            self.meta = self._tiled.meta
+            raw = self._tiled.raw
+        self.bands, self.rows, self.cols = check_meta(self.meta)
+        self.scale = _scale(raw, self.bands)
+        self.mask_raw = raw
+        self.band_coords = spectral.band_coordinates(source_wavelengths(self.meta), self.bands)
+        if self._tiled is None:
+            self.grid = TileGrid(self.rows, self.cols, self.rows, self.cols)
+        else:
+            grid = tile_grid(self.meta)
+            if grid is None:
+                raise FormatError(f"the file holds tiles but its metadata gives no tile size; "
+                                  f"{DAMAGED}")
+            if grid.count != len(self._tiled.tiles):
+                raise FormatError(f"the metadata's tile size makes {grid.count} tiles but the "
+                                  f"file holds {len(self._tiled.tiles)}; {DAMAGED}")
+            self.grid = grid
+
+    @property
+    def tiled(self) -> bool:
+        return self._tiled is not None
+
+    @property
+    def version(self) -> tuple[int, int]:
+        if self._tiled is not None:
+            return self._tiled.version
+        return self._single.version
+
+    def tile(self, index: int) -> Any:
+        """Tile ``index`` opened for rendering (a :class:`hsz.api.Decoded`)."""
+        from hsz.api import Decoded
+
+        window = self.grid.window(index)
+        self.reads += 1
+        if self._tiled is None:
+            u = self._single
+            own = {k: v for k, v in u.raw.items() if k not in OWN_RAW}
+            return Decoded(meta=self.meta, stored=Stored(u.tensors, u.grids, own),
+                           scale=self.scale, mask=read_mask(u.raw, self.rows, self.cols),
+                           band_coords=self.band_coords)
+        u = codec.unpack(self._tiled.tile_bytes(index))
+        if u.meta.get("window") != window.as_list():
+            raise FormatError(f"tile {index} says it covers {u.meta.get('window')!r}, not "
+                              f"{window.as_list()} as the tile grid places it; {DAMAGED}")
+        meta = {**self.meta, "shape": [self.bands, window.height, window.width],
+                "model": u.meta.get("model")}
+        meta.pop("transform", None)
+        own = {k: v for k, v in u.raw.items() if k not in OWN_RAW}
+        return Decoded(meta=meta, stored=Stored(u.tensors, u.grids, own), scale=self.scale,
+                       mask=read_mask(u.raw, window.height, window.width),
+                       band_coords=self.band_coords)
+
+    def region(self, window: Window | None) -> Window:
+        """``window`` checked against the scene (the whole scene when None)."""
+        if window is None:
+            return Window(0, 0, self.rows, self.cols)
+        if window.bottom > self.rows or window.right > self.cols:
+            raise UsageError(
+                f"the window (col {window.col}, row {window.row}, {window.width}x"
+                f"{window.height}) reaches outside the {self.cols}x{self.rows} (cols x rows) "
+                "scene", option="window")
+        return window
+
+    def touching(self, region: Window) -> Iterator[tuple[int, Window]]:
+        """(tile index, tile window) of every tile that holds pixels of ``region``."""
+        for i in self.grid.touching(region):
+            yield i, self.grid.window(i)
