@@ -25,9 +25,10 @@ from hsz.codec.mask import mask_arrays
 from hsz.codec.payload import Payload, Stored
 from hsz.cube import Cube
 from hsz.errors import FormatError, RateError, UsageError
-from hsz.io.scene import shifted_transform
+from hsz.io.scene import Scene, shifted_transform
 from hsz.meta import check_meta, cube_from_meta, header_warnings
 from hsz.normalize import BandScale, band_scale, denormalize_band, normalize
+from hsz.parallel import Runner
 from hsz.tiles import Window
 
 #: Default rate when the caller names none: where hsz is clearly ahead of per-band codecs.
@@ -223,6 +224,66 @@ def encode(
     )
 
 
+def encode_scene(
+    scene: Scene,
+    *,
+    bpppb: float | None = None,
+    size: int | None = None,
+    ratio: float | None = None,
+    model: str | None = None,
+    preset: str | None = None,
+    epochs: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    tile: int | None = None,
+    threads: int | None = None,
+    runner: Runner | None = None,
+    allocation: str = "rd",
+    progress: Progress | None = None,
+    report: Callable[[str], None] | None = None,
+) -> EncodeResult:
+    """Encode an opened scene, in tiles when it is larger than one fit should hold.
+
+    The tile side is ``tile`` or the family's choice (:func:`hsz.tiles.grid_for`); a scene
+    that fits one tile is read whole and encoded exactly as :func:`encode` does.  Tiles
+    run on ``threads`` torch threads each (default 1, so that the bytes do not depend on
+    how many jobs share the machine) through ``runner`` (serial by default).
+    """
+    from hsz import tiling
+    from hsz.model import DEFAULT_MODEL
+    from hsz.parallel import set_threads
+    from hsz.tiles import grid_for
+
+    family = _family(model or DEFAULT_MODEL, UsageError)
+    try:
+        preset = family.check_preset(preset)
+    except ValueError as exc:
+        raise UsageError(str(exc), option="preset") from None
+    bands, rows, cols = scene.shape
+    try:
+        grid = grid_for(bands, rows, cols, tile=tile, tile_values=family.tile_values)
+    except ValueError as exc:
+        raise UsageError(str(exc), option="tile") from None
+    if not grid.tiled:
+        set_threads(threads)
+        return encode(scene.read_all(), bpppb=bpppb, size=size, ratio=ratio, model=family.id,
+                      preset=preset, epochs=epochs, device=device, seed=seed,
+                      progress=progress, report=report)
+    _check_device(device)
+    start = time.perf_counter()
+    header = scene.header
+    budget = target_bytes(header.shape, bpppb=bpppb, size=size, ratio=ratio,
+                          bits_per_sample=header.bits_per_sample)
+    data, meta_, quality, fit_psnr = tiling.encode_tiled(
+        scene, grid, budget=budget, model=family.id, preset=preset, epochs=epochs,
+        device=device, seed=seed, threads=1 if threads is None else threads, runner=runner,
+        allocation=allocation, progress=progress, report=report)
+    return EncodeResult(data=data, meta=meta_, shape=header.shape,
+                        bits_per_sample=header.bits_per_sample,
+                        seconds=time.perf_counter() - start, quality=quality,
+                        fit_psnr=fit_psnr)
+
+
 def _check_device(device: str) -> None:
     """Refuse a device this machine does not have before any work is done."""
     if device not in ("auto", "cpu") and not str(device).startswith("cuda"):
@@ -312,6 +373,43 @@ def decode(
     return cube
 
 
+def decode_to_file(
+    source: bytes | str | Path,
+    output: str | Path,
+    *,
+    format: str | None = None,
+    overwrite: bool = False,
+    wavelengths: np.ndarray | None = None,
+    dtype: str | np.dtype | None = None,
+    device: str = "cpu",
+    extrapolate: bool = False,
+    progress: Progress | None = None,
+    window: Window | None = None,
+) -> tuple[list[Path], Cube]:
+    """Decode straight into a file, tile by tile, so memory holds one tile, not the scene.
+
+    Returns the files written and a Cube describing them (metadata and shape; its samples
+    are a zero-cost placeholder).  Options are those of :func:`decode`.
+    """
+    from hsz import io
+    from hsz.io._common import virtual_cube
+
+    arc = Archive(source)
+    region = arc.region(window)
+    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(arc.meta["dtype"])
+    query = None if wavelengths is None else query_coordinates(
+        arc.meta, wavelengths, extrapolate=extrapolate)
+    count = arc.bands if query is None else query.size
+    shaped = virtual_cube((count, region.height, region.width), out_dtype)
+    header = cube_from_meta(arc.meta, shaped.data, wavelengths=wavelengths,
+                            resampled=wavelengths is not None)
+    if window is not None:
+        header = header.replace(transform=shifted_transform(header.transform, region))
+    blocks = decode_blocks(arc, region, query, out_dtype, device=device, progress=progress)
+    written = io.write(header, output, format=format, overwrite=overwrite, blocks=blocks)
+    return written, header
+
+
 def decode_blocks(
     arc: Archive, region: Window, query: np.ndarray | None, out_dtype: np.dtype, *,
     device: str = "cpu", progress: Progress | None = None,
@@ -324,7 +422,7 @@ def decode_blocks(
     tiles = list(arc.touching(region))
     for n, (index, tile_window) in enumerate(tiles):
         opened = arc.tile(index)
-        block = _render_tile(opened, query, out_dtype, device=device,
+        block = render_tile(opened, query, out_dtype, device=device,
                              progress=None if arc.tiled else progress)
         inside = tile_window.intersect(region)
         assert inside is not None
@@ -334,7 +432,7 @@ def decode_blocks(
             progress({"tile": n + 1, "tiles": len(tiles)})
 
 
-def _render_tile(
+def render_tile(
     opened: Decoded, query: np.ndarray | None, out_dtype: np.dtype, *, device: str,
     progress: Progress | None,
 ) -> np.ndarray:

@@ -53,6 +53,21 @@ def tile_grid(meta: dict[str, Any]) -> TileGrid | None:
     return TileGrid(rows, cols, min(size[0], rows), min(size[1], cols))
 
 
+def open_tile(u: codec.Unpacked, scene_meta: dict[str, Any], window: Window,
+              scale: BandScale, band_coords: np.ndarray) -> Any:
+    """A tile's unpacked file as a :class:`hsz.api.Decoded`: the scene's metadata with the
+    tile's shape and model, the scene's scales, the tile's mask."""
+    from hsz.api import Decoded
+
+    bands = check_meta(scene_meta)[0]
+    meta = {**scene_meta, "shape": [bands, window.height, window.width],
+            "model": u.meta.get("model")}
+    meta.pop("transform", None)
+    own = {k: v for k, v in u.raw.items() if k not in OWN_RAW}
+    return Decoded(meta=meta, stored=Stored(u.tensors, u.grids, own), scale=scale,
+                   mask=read_mask(u.raw, window.height, window.width), band_coords=band_coords)
+
+
 class Archive:
     """A file opened for decoding: scene metadata, scales, and tiles on demand."""
 
@@ -116,13 +131,7 @@ class Archive:
         if u.meta.get("window") != window.as_list():
             raise FormatError(f"tile {index} says it covers {u.meta.get('window')!r}, not "
                               f"{window.as_list()} as the tile grid places it; {DAMAGED}")
-        meta = {**self.meta, "shape": [self.bands, window.height, window.width],
-                "model": u.meta.get("model")}
-        meta.pop("transform", None)
-        own = {k: v for k, v in u.raw.items() if k not in OWN_RAW}
-        return Decoded(meta=meta, stored=Stored(u.tensors, u.grids, own), scale=self.scale,
-                       mask=read_mask(u.raw, window.height, window.width),
-                       band_coords=self.band_coords)
+        return open_tile(u, self.meta, window, self.scale, self.band_coords)
 
     def region(self, window: Window | None) -> Window:
         """``window`` checked against the scene (the whole scene when None)."""
@@ -134,6 +143,28 @@ class Archive:
                 f"{window.height}) reaches outside the {self.cols}x{self.rows} (cols x rows) "
                 "scene", option="window")
         return window
+
+    def bbox_window(self, minx: float, miny: float, maxx: float, maxy: float) -> Window:
+        """The pixels whose area meets a box in the file's map coordinates."""
+        t = self.meta.get("transform")
+        if not (isinstance(t, list) and len(t) == 6 and all(isinstance(v, int | float)
+                                                              for v in t)):
+            raise UsageError("this file is not georeferenced, so a box in map coordinates "
+                             "means nothing; give a pixel window instead", option="bbox")
+        a, b, c, d, e, f = (float(v) for v in t)
+        det = a * e - b * d
+        if det == 0 or minx >= maxx or miny >= maxy:
+            raise UsageError("the box must have min < max on both axes", option="bbox")
+        corners = [(minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy)]
+        cols_, rows_ = [], []
+        for x, y in corners:
+            cols_.append((e * (x - c) - b * (y - f)) / det)
+            rows_.append((-d * (x - c) + a * (y - f)) / det)
+        c0, c1 = max(0, int(np.floor(min(cols_)))), min(self.cols, int(np.ceil(max(cols_))))
+        r0, r1 = max(0, int(np.floor(min(rows_)))), min(self.rows, int(np.ceil(max(rows_))))
+        if c1 <= c0 or r1 <= r0:
+            raise UsageError("the box does not overlap the scene", option="bbox")
+        return Window(r0, c0, r1 - r0, c1 - c0)
 
     def touching(self, region: Window) -> Iterator[tuple[int, Window]]:
         """(tile index, tile window) of every tile that holds pixels of ``region``."""

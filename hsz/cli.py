@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -210,8 +211,10 @@ def _progress(label: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None
         if not started:
             bar.start()
             started = True
-        total = info.get("epochs") or info.get("bands")
-        done = info.get("epoch") or info.get("band")
+        total = info.get("epochs") or info.get("bands") or info.get("tiles")
+        done = info.get("epoch") or info.get("band") or info.get("tile")
+        if "tile" in info and "unit" not in info:
+            info = {**info, "unit": "tiles"}
         extra = []
         if "loss" in info:
             extra.append(f"loss {info['loss']:.4f}")
@@ -273,9 +276,43 @@ def _preset_help() -> str:
 
 
 
+def _positive(_ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise click.BadParameter("must be at least 1", param=param)
+    return value
+
+
+def scale_options(f: F) -> F:
+    """How large scenes are cut and where the work runs: shared by the encoding commands."""
+    for opt in reversed([
+        click.option("--tile", type=int, default=None, metavar="PIXELS",
+                     help="Side of the square tiles a large scene is coded in (default: "
+                          "chosen from the scene and the model; a scene that fits one tile "
+                          "is not tiled)."),
+        click.option("--workers", type=int, default=1, show_default=True,
+                     callback=_positive,
+                     help="Tiles (or files) encoded at once, each in its own process."),
+        click.option("--threads", type=int, default=None, callback=_positive,
+                     help="Torch threads per tile or file job (default 1 for tiles and "
+                          "batches, all cores for one untiled file). The same value gives "
+                          "the same bytes serially, with workers or on a cluster."),
+        click.option("--backend", type=click.Choice(["local", "dask"]), default="local",
+                     show_default=True,
+                     help="Run jobs in local processes or on Dask (pip install 'hsz[dask]')."),
+        click.option("--scheduler", metavar="ADDRESS", default=None,
+                     help="Dask scheduler to use (tcp://host:8786); default: a local "
+                          "cluster of --workers processes."),
+    ]):
+        f = opt(f)
+    return f
+
+
 @cli.command(context_settings={"max_content_width": 100})
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@output_option("The .hsz file to write (default: INPUT with the suffix .hsz).", required=False)
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="The .hsz file to write (default: INPUT with the suffix .hsz); with "
+                   "several inputs, the folder to write them to.")
 @click.option("--bpppb", type=float, default=None,
               help="Target bits per pixel per band for the whole file (default 0.2).")
 @click.option("--size", "size_bytes", type=int, default=None,
@@ -290,40 +327,54 @@ def _preset_help() -> str:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed; the same seed gives the same file on the same machine.")
 @device_option
+@scale_options
 @reader_options
 @overwrite_option
 @json_option
 @verbosity
 def encode(
-    input_path: Path, output: Path | None, bpppb: float | None, size_bytes: int | None,
+    inputs: tuple[Path, ...], output: Path | None, bpppb: float | None, size_bytes: int | None,
     ratio: float | None, model_id: str | None, preset: str | None, epochs: int | None,
-    seed: int, device: str | None,
+    seed: int, device: str | None, tile: int | None, workers: int, threads: int | None,
+    backend: str, scheduler: str | None,
     fmt: str | None, var: str | None, layout: str | None, in_wavelengths: str | None,
     nodata: float | None, overwrite: bool, as_json: bool,
 ) -> None:
-    """Compress a hyperspectral cube into a .hsz file.
+    """Compress hyperspectral cubes into .hsz files.
 
     The file size is the rate: --bpppb counts every byte of the file over the cube's
-    true rows x cols x bands.
+    true rows x cols x bands.  Several inputs (or -o naming a folder) make a batch: each
+    input becomes OUTPUT/NAME.hsz, and outputs that already exist are skipped, so an
+    interrupted batch resumes where it stopped (--overwrite encodes them again).
     """
     from hsz import api, io, spectral
     from hsz.fsutil import atomic_outputs, check_writable
+    from hsz.parallel import Runner
 
+    runner = Runner(workers=workers, backend=backend, address=scheduler,
+                    gpu=(device or "").startswith("cuda"))
+    wl = spectral.parse_wavelengths(in_wavelengths) if in_wavelengths else None
+    read = {"format": fmt, "var": var, "layout": layout, "wavelengths": wl, "nodata": nodata}
+    options = {"bpppb": bpppb, "size": size_bytes, "ratio": ratio, "model": model_id,
+               "preset": preset, "epochs": epochs, "device": device or "auto", "seed": seed,
+               "tile": tile, "threads": threads}
+    if len(inputs) > 1 or (output is not None and output.is_dir()):
+        _encode_batch(inputs, output, read, options, runner, overwrite, as_json)
+        return
+    input_path = inputs[0]
     output = output or input_path.with_suffix(".hsz")
     check_writable([output], overwrite)
-    wl = spectral.parse_wavelengths(in_wavelengths) if in_wavelengths else None
-    cube = io.read(input_path, format=fmt, var=var, layout=layout, wavelengths=wl,
-                   nodata=nodata, report=_note)
-    _note(f"read {input_path}: {cube.bands} bands x {cube.height} x {cube.width}, "
-          f"{cube.dtype.name}" + ("" if cube.wavelengths is None else
-                                  f", {cube.wavelengths.min():g}-{cube.wavelengths.max():g} nm"))
-    if not cube.wavelengths_increasing:
-        _note("note: the wavelengths are not strictly increasing; bands keep their order")
-    with _progress("fitting", "epochs") as update:
-        result = api.encode(cube, bpppb=bpppb, size=size_bytes, ratio=ratio, model=model_id,
-                            preset=preset,
-                            epochs=epochs, device=device or "auto", seed=seed, progress=update,
-                            report=_note if _state().verbose else None)
+    with io.open_scene(input_path, report=_note, **read) as scene:
+        cube = scene.header
+        _note(f"read {input_path}: {cube.bands} bands x {cube.height} x {cube.width}, "
+              f"{cube.dtype.name}" + ("" if cube.wavelengths is None else
+                                      f", {cube.wavelengths.min():g}-"
+                                      f"{cube.wavelengths.max():g} nm"))
+        if not cube.wavelengths_increasing:
+            _note("note: the wavelengths are not strictly increasing; bands keep their order")
+        with _progress("fitting", "epochs") as update:
+            result = api.encode_scene(scene, **options, runner=runner, progress=update,
+                                      report=_note if _state().verbose else None)
     with atomic_outputs([output], overwrite) as (tmp,):
         tmp.write_bytes(result.data)
     summary = {
@@ -338,6 +389,66 @@ def encode(
         click.echo(json.dumps(summary, indent=2))
     elif not _state().quiet:
         _print_summary("encoded", summary)
+
+
+def _encode_batch(inputs: tuple[Path, ...], output: Path | None, read: dict[str, Any],
+                  options: dict[str, Any], runner: Any, overwrite: bool,
+                  as_json: bool) -> None:
+    """Many inputs, one job each; finished outputs are skipped unless --overwrite."""
+    from hsz import io
+    from hsz.batch import FileJob, encode_file, output_for
+    from hsz.io.scene import SceneSpec
+
+    if output is None:
+        raise UsageError("several inputs need -o/--output naming the folder to write to",
+                         option="output")
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output} exists and is not a folder; several inputs are written "
+                         "into a folder", option="output")
+    output.mkdir(parents=True, exist_ok=True)
+    targets = [output_for(p, output) for p in inputs]
+    if len(set(targets)) != len(targets):
+        raise UsageError("two inputs have the same name, so their outputs would collide; "
+                         "encode them into different folders")
+    if options["threads"] is None:
+        options = {**options, "threads": 1}
+    wl = read["wavelengths"]
+    jobs, skipped = [], []
+    for p, out in zip(inputs, targets, strict=True):
+        if out.exists() and not overwrite:
+            skipped.append(str(out))
+            continue
+        io.format_for_path(p, read["format"])  # refuse an unreadable name before any work
+        spec = SceneSpec(str(p), read["format"], read["var"], read["layout"],
+                         None if wl is None else tuple(float(v) for v in wl), read["nodata"])
+        jobs.append(FileJob(spec, str(out), tuple(options.items()), overwrite))
+    for out_path in skipped:
+        _note(f"skipped {out_path}: it exists (an earlier run finished it)")
+    with _progress("encoding", "files") as update:
+        if jobs:
+            update({"tile": 0, "tiles": len(jobs), "unit": "files"})
+        count = [0]
+
+        def done(_i: int, _r: dict[str, Any]) -> None:
+            count[0] += 1
+            update({"tile": count[0], "tiles": len(jobs), "unit": "files"})
+
+        results = runner.map(encode_file, jobs, done)
+    failed = [r for r in results if "error" in r]
+    if as_json:
+        click.echo(json.dumps({"encoded": results, "skipped": skipped}, indent=2))
+    elif not _state().quiet:
+        for r in results:
+            if "error" in r:
+                err_console.print(f"[red]failed[/red] {r['input']}: {r['error']}")
+            else:
+                err_console.print(f"{r['input']} -> {r['output']}: {r['bytes']:,d} B, "
+                                  f"{r['bpppb']:.4f} bpppb, {r['psnr_band_mean']:.2f} dB, "
+                                  f"{r['seconds']:.1f} s")
+        err_console.print(f"{len(results) - len(failed)} encoded, {len(failed)} failed, "
+                          f"{len(skipped)} skipped")
+    if failed:
+        raise HszError(f"{len(failed)} of {len(jobs)} inputs failed; the rest are written")
 
 
 def _print_summary(title: str, summary: dict[str, Any]) -> None:
@@ -368,15 +479,25 @@ def _print_summary(title: str, summary: dict[str, Any]) -> None:
               help="Allow wavelengths outside the encoded range (quality is not assured).")
 @click.option("--dtype", type=click.Choice(["source", "float32", "float64"]), default="source",
               show_default=True, help="Sample type of the output.")
+@click.option("--window", "window_spec", metavar="COL,ROW,WIDTH,HEIGHT", default=None,
+              help="Decode only this rectangle of pixels (only the tiles under it are read).")
+@click.option("--bbox", metavar="MINX,MINY,MAXX,MAXY", default=None,
+              help="Decode only the pixels inside this box in the file's map coordinates.")
 @device_option
 @overwrite_option
 @verbosity
 def decode(
     input_path: Path, output: Path, fmt: str | None, wavelengths: str | None,
-    extrapolate: bool, dtype: str, device: str | None, overwrite: bool,
+    extrapolate: bool, dtype: str, window_spec: str | None, bbox: str | None,
+    device: str | None, overwrite: bool,
 ) -> None:
-    """Rebuild a cube from a .hsz file, at its own bands or at new wavelengths."""
+    """Rebuild a cube from a .hsz file, at its own bands or at new wavelengths.
+
+    The output is written tile by tile, so a large scene never needs to fit in memory
+    (except for .mat outputs, which are written whole).
+    """
     from hsz import api, io, spectral
+    from hsz.archive import Archive
 
     start = time.perf_counter()
     out_format = io.format_for_path(output, fmt, for_write=True)
@@ -387,17 +508,46 @@ def decode(
     wl = spectral.parse_wavelengths(wavelengths) if wavelengths else None
     if extrapolate and wl is not None:
         _note("warning: wavelengths outside the encoded range are extrapolated, not measured")
+    if window_spec is not None and bbox is not None:
+        raise UsageError("give --window or --bbox, not both", option="window")
+    window = None
+    if window_spec is not None:
+        window = _parse_window(window_spec)
+    elif bbox is not None:
+        window = Archive(input_path).bbox_window(*_numbers(bbox, 4, "bbox"))
     with _progress("decoding", "bands") as update:
-        cube = api.decode(input_path, wavelengths=wl,
-                          dtype=None if dtype == "source" else dtype,
-                          device=device or "cpu", extrapolate=extrapolate, progress=update)
-    written = io.write(cube, output, format=out_format, overwrite=overwrite)
+        written, cube = api.decode_to_file(
+            input_path, output, format=out_format, overwrite=overwrite, wavelengths=wl,
+            dtype=None if dtype == "source" else dtype, device=device or "cpu",
+            extrapolate=extrapolate, progress=update, window=window)
     if not _state().quiet:
         _print_summary("decoded", {
             "output": ", ".join(str(p) for p in written),
             "shape": f"{cube.bands} bands x {cube.height} x {cube.width} ({cube.dtype.name})",
             "seconds": time.perf_counter() - start,
         })
+
+
+def _numbers(text: str, count: int, option: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count or not all(np.isfinite(values)):
+        raise UsageError(f"--{option} needs {count} comma-separated numbers, got {text!r}",
+                         option=option)
+    return values
+
+
+def _parse_window(text: str) -> Any:
+    from hsz.tiles import Window
+
+    col, row, width, height = _numbers(text, 4, "window")
+    if not all(float(v).is_integer() for v in (col, row, width, height)) or min(
+            col, row) < 0 or min(width, height) < 1:
+        raise UsageError(f"--window needs whole numbers COL,ROW >= 0 and WIDTH,HEIGHT >= 1, "
+                         f"got {text!r}", option="window")
+    return Window(int(row), int(col), int(height), int(width))
 
 
 def _check_input(path: Path) -> None:

@@ -143,7 +143,7 @@ def grid_for(bands: int, rows: int, cols: int, *, tile: int | None, tile_values:
              ) -> TileGrid:
     """The grid an encode uses: the user's tile side, else :func:`auto_tile`'s."""
     side = auto_tile(bands, rows, cols, tile_values) if tile is None else int(tile)
-    if side < MIN_TILE:
+    if tile is not None and side < MIN_TILE:
         raise ValueError(f"a tile side of {side} is too small; use at least {MIN_TILE}")
     grid = TileGrid(rows, cols, min(side, rows), min(side, cols))
     if grid.count > MAX_TILES:

@@ -23,6 +23,7 @@ import numpy as np
 from hsz.cube import Cube
 from hsz.errors import ReadError, UsageError
 from hsz.io._common import (
+    Blocks,
     ReadOptions,
     Report,
     Samples,
@@ -55,8 +56,9 @@ class FormatInfo:
     def open_raw(self, path: Path, options: ReadOptions) -> tuple[Samples, dict[str, Any]]:
         return self._function(self.opener)(path, options)
 
-    def write(self, cube: Cube, path: Path, overwrite: bool = False) -> list[Path]:
-        return self._function(self.writer)(cube, path, overwrite=overwrite)
+    def write(self, cube: Cube, path: Path, overwrite: bool = False,
+              blocks: Blocks | None = None) -> list[Path]:
+        return self._function(self.writer)(cube, path, overwrite=overwrite, blocks=blocks)
 
 
 _ENVI_EXTS = (".hdr", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip")
@@ -202,8 +204,13 @@ def open_scene(
 
 
 def write(cube: Cube, path: str | Path, *, format: str | None = None,
-          overwrite: bool = False) -> list[Path]:
-    """Write ``cube`` and return every file written (an ENVI data file and its header)."""
+          overwrite: bool = False, blocks: Blocks | None = None) -> list[Path]:
+    """Write ``cube`` and return every file written (an ENVI data file and its header).
+
+    With ``blocks`` the samples come from them, in any order, and ``cube`` only gives the
+    shape and metadata (:func:`hsz.io._common.virtual_cube`): GeoTIFF, ENVI and .npy are
+    then written block by block and never held whole.
+    """
     p = Path(path)
     fmt = format_for_path(p, format, for_write=True)
-    return FORMATS[fmt].write(cube, p, overwrite=overwrite)
+    return FORMATS[fmt].write(cube, p, overwrite=overwrite, blocks=blocks)

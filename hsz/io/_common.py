@@ -4,7 +4,7 @@ particular to its format and every bad input gets the same kind of one-line mess
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,6 +239,22 @@ def split_list(text: str, keep_empty: bool = False) -> list[str]:
     if items and not items[-1]:
         items.pop()  # a trailing comma is a common hand-edit, not an extra band
     return items if keep_empty else [item for item in items if item]
+
+
+#: Decoded pieces of a cube handed to a writer in turn: (where, samples (bands, h, w)).
+Blocks = Iterable[tuple[Window, np.ndarray]]
+
+
+def virtual_cube(shape: tuple[int, int, int], dtype: np.dtype, **fields: Any) -> Cube:
+    """A Cube with metadata and shape but no samples (a broadcast zero, no memory), for a
+    writer that is fed blocks."""
+    return Cube(data=np.broadcast_to(np.zeros((), dtype), shape), **fields)
+
+
+def write_blocks(target: np.ndarray, blocks: Blocks) -> None:
+    """Copy blocks into an array laid out (bands, rows, cols) (e.g. a memory map's view)."""
+    for window, block in blocks:
+        target[(slice(None), *window.slices())] = block
 
 
 class Samples:

@@ -46,6 +46,7 @@ from hsz.cube import Cube
 from hsz.errors import ReadError, WriteError
 from hsz.fsutil import atomic_outputs
 from hsz.io._common import (
+    Blocks,
     ReadOptions,
     Report,
     Samples,
@@ -391,8 +392,20 @@ def _envi_interleave(cube: Cube) -> str:
     return value if value in ("bsq", "bil", "bip") else "bsq"
 
 
-def write_envi(cube: Cube, path: Path, overwrite: bool = False) -> list[Path]:
-    """Write a data file and its .hdr; the source's interleave is kept when it was ENVI."""
+def _write_samples(ds: Any, cube: Cube, blocks: Blocks | None) -> None:
+    if blocks is None:
+        ds.write(cube.data)
+        return
+    for w, block in blocks:
+        ds.write(block, window=RioWindow(w.col, w.row, w.width, w.height))
+
+
+def write_envi(cube: Cube, path: Path, overwrite: bool = False,
+               blocks: Blocks | None = None) -> list[Path]:
+    """Write a data file and its .hdr; the source's interleave is kept when it was ENVI.
+
+    With ``blocks``, the samples come from them (``cube`` gives shape and metadata only).
+    """
     if cube.dtype.name == "int8":
         raise WriteError(
             f"cannot write {path}: ENVI has no signed 8-bit sample type; "
@@ -405,7 +418,7 @@ def write_envi(cube: Cube, path: Path, overwrite: bool = False) -> list[Path]:
         gdal_hdr = tmp_data.with_suffix(".hdr")  # where SUFFIX=REPLACE puts it
         try:
             with _gdal_env(writing=True), rasterio.open(tmp_data, "w", **profile) as ds:
-                ds.write(cube.data)
+                _write_samples(ds, cube, blocks)
                 ds.update_tags(ns="ENVI", **_envi_tags(cube))
                 _set_descriptions(ds, cube, strip=",{}")
             _set_envi_description(gdal_hdr, cube.extra.get("envi:description") or
@@ -451,7 +464,8 @@ def _set_envi_description(hdr: Path, text: str) -> None:
     hdr.write_text(content, encoding="latin-1")
 
 
-def write_gtiff(cube: Cube, path: Path, overwrite: bool = False) -> list[Path]:
+def write_gtiff(cube: Cube, path: Path, overwrite: bool = False,
+                blocks: Blocks | None = None) -> list[Path]:
     """Tiled, band-interleaved, deflate-compressed GeoTIFF: lossless and quick to subset.
 
     Band interleave keeps each tile to one band (a pixel-interleaved 256×256 tile of a
@@ -468,7 +482,7 @@ def write_gtiff(cube: Cube, path: Path, overwrite: bool = False) -> list[Path]:
     with atomic_outputs([path], overwrite) as (tmp,):
         try:
             with _gdal_env(writing=True), rasterio.open(tmp, "w", **profile) as ds:
-                ds.write(cube.data)
+                _write_samples(ds, cube, blocks)
                 _write_band_spectra(ds, cube)
                 _set_descriptions(ds, cube)
         except (RasterioError, OSError, ValueError) as exc:

@@ -37,6 +37,7 @@ from hsz.errors import ReadError, WriteError
 from hsz.fsutil import atomic_outputs
 from hsz.io._common import (
     ArraySamples,
+    Blocks,
     ReadOptions,
     Report,
     Samples,
@@ -46,6 +47,7 @@ from hsz.io._common import (
     native,
     note,
     wavelengths_to_nm,
+    write_blocks,
 )
 from hsz.tiles import Window
 
@@ -368,7 +370,13 @@ def _h5_chars(ds: h5py.Dataset) -> list[str]:
 
 
 # -- writing ----------------------------------------------------------------------------------
-def write_mat(cube: Cube, path: Path, overwrite: bool = False) -> list[Path]:
+def write_mat(cube: Cube, path: Path, overwrite: bool = False,
+              blocks: Blocks | None = None) -> list[Path]:
+    """MATLAB files are written whole: blocks are gathered in memory first."""
+    if blocks is not None:
+        data = np.empty(cube.shape, dtype=cube.dtype)
+        write_blocks(data, blocks)
+        cube = cube.replace(data=data)
     with atomic_outputs([path], overwrite) as (tmp,):
         try:
             if cube.data.nbytes > V5_MAX_BYTES:

@@ -20,7 +20,16 @@ import numpy as np
 from hsz.cube import Cube
 from hsz.errors import ReadError, WriteError
 from hsz.fsutil import atomic_outputs
-from hsz.io._common import ReadOptions, Samples, check_dtype, dims, native, note
+from hsz.io._common import (
+    Blocks,
+    ReadOptions,
+    Samples,
+    check_dtype,
+    dims,
+    native,
+    note,
+    write_blocks,
+)
 from hsz.tiles import Window
 
 
@@ -86,10 +95,19 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def write_npy(cube: Cube, path: Path, overwrite: bool = False) -> list[Path]:
-    """Samples as (rows, cols, bands); np.save streams a transposed view without a copy."""
+def write_npy(cube: Cube, path: Path, overwrite: bool = False,
+              blocks: Blocks | None = None) -> list[Path]:
+    """Samples as (rows, cols, bands); np.save streams a transposed view without a copy,
+    and blocks go straight into a memory-mapped file."""
     with atomic_outputs([path], overwrite) as (tmp,):
         try:
+            if blocks is not None:
+                mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=cube.dtype,
+                                               shape=(cube.height, cube.width, cube.bands))
+                write_blocks(mm.transpose(2, 0, 1), blocks)
+                mm.flush()
+                del mm
+                return [path]
             with open(tmp, "wb") as fh:
                 np.save(fh, cube.data.transpose(1, 2, 0), allow_pickle=False)
         except OSError as exc:

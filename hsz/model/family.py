@@ -66,12 +66,17 @@ class ModelFamily(ABC):
 
     ``presets`` maps each preset name to a one-line description of its schedule (shown in
     ``--help`` and the README); ``default_preset`` is what an encode uses when none is named.
+    ``tile_values`` bounds a tile (:mod:`hsz.tiles`).
     """
 
     id: str = ""
     summary: str = ""
     presets: Mapping[str, str] = {}
     default_preset: str = ""
+    #: Most values (bands x rows x cols) one fit should hold: larger scenes are coded in
+    #: tiles of at most this many, so a fit's memory is bounded (about 1 GB at this size
+    #: for the built-in families on CPU).
+    tile_values: int = 1 << 23
 
     # -- configuration (torch-free) ------------------------------------------------------
 
