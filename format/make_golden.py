@@ -16,8 +16,12 @@ basis and offsets coded as differences), HINER on the float64 Samson crop (float
 ranges as short decimals), and a codec-only file with a curve of each kind and every
 difference method.
 
+Format 1.3 cases: tiled files (SPEC §4.7) made through ``hsz.api.encode_scene`` from a
+georeferenced Indian Pines crop with a nodata corner (``latent``, six tiles, the last
+column of tiles cut short) and from a float32 Samson crop (``hiner``, four tiles).
+
 Run from the repository root with ``../shared/data`` beside it:
-``python format/make_golden.py [1.0|1.1|1.2]`` (default 1.0).
+``python format/make_golden.py [1.0|1.1|1.2|1.3]`` (default 1.0).
 """
 
 from __future__ import annotations
@@ -142,6 +146,38 @@ def cases_1_2() -> dict[str, bytes]:
     return {"latent_ip_u16": latent, "hiner_samson_f64": hiner, "band_curves": curves}
 
 
+def cases_1_3() -> dict[str, bytes]:
+    """Format 1.3 files: tiled scenes, read from files as ``hsz encode`` reads them."""
+    import tempfile
+
+    from hsz import api, io
+
+    ip = np.load(SHARED / "indian_pines_corrected.npy")[60:100, 40:112, 40:64].copy()
+    ip[:4, :6] = 0
+    table = np.loadtxt(SHARED / "indian_pines_corrected_wavelengths.csv", delimiter=",",
+                       comments="#", skiprows=4, usecols=(3, 4))[40:64]
+    ip_cube = Cube_(np.ascontiguousarray(np.moveaxis(ip, -1, 0)), wavelengths=table[:, 0],
+                    fwhm=table[:, 1], wavelength_units="Nanometers", nodata=0.0,
+                    transform=(20.0, 0.0, 641000.0, 0.0, -20.0, 4501000.0))
+    import scipy.io
+
+    v = scipy.io.loadmat(SHARED / "samson.mat")["V"]
+    samson = np.reshape(v.T, (95, 95, 156), order="F")[20:60, 30:70, 60:76]
+    samson_cube = Cube_(np.ascontiguousarray(np.moveaxis(samson, -1, 0)).astype(np.float32))
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cube, options in (
+                ("latent_tiled_ip_u16", ip_cube, {"model": "latent", "preset": "fast",
+                                                  "epochs": 60, "bpppb": 3.0}),
+                ("hiner_tiled_samson_f32", samson_cube, {"model": "hiner", "epochs": 20,
+                                                         "bpppb": 6.0})):
+            path = Path(tmp) / f"{name}.tif"
+            io.write(cube, path)
+            with io.open_scene(path) as scene:
+                out[name] = api.encode_scene(scene, tile=32, seed=0, **options).data
+    return out
+
+
 def Cube_(*args, **kwargs):  # noqa: N802 - imported late so that --help needs no hsz
     from hsz.cube import Cube
 
@@ -182,8 +218,10 @@ def main(argv: list[str]) -> int:
         made = cases_1_1()
     elif version == "1.2":
         made = cases_1_2()
+    elif version == "1.3":
+        made = cases_1_3()
     else:
-        print(f"unknown version {version}; use 1.0, 1.1 or 1.2", file=sys.stderr)
+        print(f"unknown version {version}; use 1.0 to 1.3", file=sys.stderr)
         return 2
     for name, buf in made.items():
         path = out / f"{name}.hsz"
@@ -192,10 +230,20 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)
             continue
         _write_common(out, name, buf)
-        u = unpack(buf)
-        if u.grids:
-            np.savez(out / f"{name}.grids.npz", **u.grids)
-        digest = _write_cube(out, name, buf) if "model" in u.meta else "(no cube)"
+        from hsz.codec.container import read_container
+        from hsz.codec.tiled import TiledFile, is_tiled
+
+        if is_tiled(read_container(buf)):
+            f = TiledFile(buf)
+            grids = {f"tile{i}/{k}": v for i in range(len(f.tiles))
+                     for k, v in unpack(f.tile_bytes(i)).grids.items()}
+            meta = f.meta
+        else:
+            u = unpack(buf)
+            grids, meta = u.grids, u.meta
+        if grids:
+            np.savez_compressed(out / f"{name}.grids.npz", **grids)
+        digest = _write_cube(out, name, buf) if "model" in meta else "(no cube)"
         print(f"{path}: {len(buf)} bytes, sha256(cube) {digest[:16]}")
     return 0
 

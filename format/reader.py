@@ -7,6 +7,8 @@ the specification is complete.  Format 1.1 grids (``LATS``, SPEC.md §6.3) are d
 their context network is evaluated here with numpy integers from the spec's rule, so every
 symbol of every file is checked without hsz.  Format 1.2 band curves (``BNDS``, SPEC.md
 §4.6) are put back into the metadata and raw arrays, and methods 5-7 (§6.4) are undone.
+Format 1.3 tiled files (§4.7) are checked tile by tile: each ``TILE`` payload is read as a
+file of its own, its window checked against the grid the scene's tile size gives.
 
     python format/reader.py FILE.hsz            # print the info as JSON
     python format/reader.py --tensors FILE.hsz  # also decode and summarize every tensor/grid
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 SIGNATURE = b"\x89HSZ\r\n\x1a\n"
-KNOWN = {"META", "BNDS", "TDIR", "TDAT", "RAWA", "LATS"}
+KNOWN = {"META", "BNDS", "TDIR", "TDAT", "RAWA", "LATS", "TILE"}
 METHODS = ["raw", "const", "categorical", "geometric", "gaussian",
            "categorical/delta", "geometric/delta", "gaussian/delta"]
 RAW_DTYPES = {1: "<f4", 2: "<f8", 3: "<f2", 4: "<i1", 5: "<i2", 6: "<i4", 7: "<i8",
@@ -105,7 +107,7 @@ def parse_container(buf: bytes) -> dict[str, Any]:
         payload = buf[off : off + ln]
         if crc(payload) != c:
             raise ReaderError(f"section {kind}: CRC mismatch")
-        if kind in KNOWN and any(s["type"] == kind for s in sections):
+        if kind in KNOWN and kind != "TILE" and any(s["type"] == kind for s in sections):
             raise ReaderError(f"section {kind} repeated")
         if kind not in KNOWN and flags & 1:
             raise ReaderError(f"unknown critical section {kind}")
@@ -248,13 +250,65 @@ def parse_bands(payload: bytes) -> list[tuple[str, int, np.ndarray]]:
     return out
 
 
+def tile_windows(meta: dict[str, Any], count: int) -> list[list[int]]:
+    """SPEC §4.7: the window of each of the ``count`` tiles the scene's tile size makes."""
+    size, shape = meta.get("tiles", {}).get("size"), meta.get("shape")
+    if not (isinstance(size, list) and len(size) == 2 and isinstance(shape, list)
+            and len(shape) == 3 and all(isinstance(v, int) and v >= 1 for v in size + shape)):
+        raise ReaderError("tiled file without a valid tile size and shape")
+    rows, cols = shape[1], shape[2]
+    tr, tc = min(size[0], rows), min(size[1], cols)
+    gr, gc = -(-rows // tr), -(-cols // tc)
+    if gr * gc != count:
+        raise ReaderError(f"tile size gives {gr * gc} tiles, file holds {count}")
+    out = []
+    for i in range(count):
+        r, c = divmod(i, gc)
+        out.append([r * tr, c * tc, min(tr, rows - r * tr), min(tc, cols - c * tc)])
+    return out
+
+
+def tiles(buf: bytes) -> list[tuple[list[int], bytes]]:
+    """(window, embedded file) of every tile of a tiled file, each window checked."""
+    c = parse_container(buf)
+    found = [s for s in c["sections"] if s["type"] == "TILE"]
+    if not found:
+        return []
+    windows = tile_windows(read_meta(c), len(found))
+    out = []
+    for w, s in zip(windows, found, strict=True):
+        inner = parse_container(s["payload"])
+        if read_meta(inner).get("window") != w:
+            raise ReaderError(f"tile at offset {s['offset']} is not at window {w}")
+        out.append((w, s["payload"]))
+    return out
+
+
+def read_meta(c: dict[str, Any]) -> dict[str, Any]:
+    """SPEC §4.1: the META object of a parsed container."""
+    by_type = {s["type"]: s for s in c["sections"]}
+    if "META" not in by_type:
+        raise ReaderError("missing META")
+    meta_payload = by_type["META"]["payload"]
+    if not meta_payload or meta_payload[0] not in (0, 1):
+        raise ReaderError("META encoding byte is not 0 (plain) or 1 (zlib)")
+    text = meta_payload[1:] if meta_payload[0] == 0 else zlib.decompress(meta_payload[1:])
+    meta = json.loads(text.decode("utf-8"))
+    if not isinstance(meta, dict):
+        raise ReaderError("META is not an object")
+    return meta
+
+
 def info(buf: bytes) -> dict[str, Any]:
     """The same information `hsz info` reports (hsz.codec.describe), from SPEC alone."""
     c = parse_container(buf)
     by_type = {s["type"]: s for s in c["sections"]}
-    for kind in ("META", "TDIR", "TDAT"):
+    tiled = "TILE" in by_type
+    for kind in ("META",) if tiled else ("META", "TDIR", "TDAT"):
         if kind not in by_type:
             raise ReaderError(f"missing {kind}")
+    if tiled and any(k in by_type for k in ("TDIR", "TDAT", "LATS")):
+        raise ReaderError("a tiled file holds tensors outside its tiles")
     meta_payload = by_type["META"]["payload"]
     if not meta_payload or meta_payload[0] not in (0, 1):
         raise ReaderError("META encoding byte is not 0 (plain) or 1 (zlib)")
@@ -269,8 +323,8 @@ def info(buf: bytes) -> dict[str, Any]:
         if name in home:
             raise ReaderError(f"{name!r} is stored twice")
         home[name] = [float(v) for v in values] if place == 0 else values
-    tensors = parse_tdir(by_type["TDIR"]["payload"], c["length"])
-    if sum(e["bytes"] for e in tensors) != by_type["TDAT"]["length"]:
+    tensors = [] if tiled else parse_tdir(by_type["TDIR"]["payload"], c["length"])
+    if not tiled and sum(e["bytes"] for e in tensors) != by_type["TDAT"]["length"]:
         raise ReaderError("TDIR block lengths do not sum to TDAT")
     out = {
         "format": f"{c['major']}.{c['minor']}",
@@ -283,6 +337,10 @@ def info(buf: bytes) -> dict[str, Any]:
         "raw": [{"name": k, "dtype": v.dtype.name, "shape": list(v.shape)}
                 for k, v in raw.items()],
     }
+    if tiled:
+        found = [s for s in c["sections"] if s["type"] == "TILE"]
+        out["tiles"] = [{"window": w, "offset": s["offset"], "length": s["length"]}
+                        for w, s in zip(tile_windows(meta, len(found)), found, strict=True)]
     if "LATS" in by_type:
         out["grids"] = [g["info"] for g in parse_lats(by_type["LATS"]["payload"])]
     return out
@@ -648,7 +706,9 @@ def main(argv: list[str]) -> int:
             buf = fh.read()
         result = info(buf)
         if want_tensors:
-            arrays = {**decode_tensors(buf), **decode_grids(buf)}
+            parts = [(f"tile{i}/", t) for i, (_, t) in enumerate(tiles(buf))] or [("", buf)]
+            arrays = {p + k: v for p, b in parts
+                      for k, v in {**decode_tensors(b), **decode_grids(b)}.items()}
             result["decoded"] = {k: {"shape": list(v.shape), "min": float(v.min(initial=0)),
                                      "max": float(v.max(initial=0))}
                                  for k, v in arrays.items()}

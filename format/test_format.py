@@ -63,9 +63,12 @@ def _decodes_to_its_golden_cube(path: Path, buf: bytes) -> None:
     else:
         diff = np.abs(cube.data.astype(np.int64) - expected_cube.astype(np.int64))
         assert diff.max() <= 1 and np.mean(diff > 0) < 0.01
-    meta = unpack(buf).meta
-    if meta.get("nodata") is not None and "valid_mask" in unpack(buf).raw:
-        assert np.any(cube.data == np.asarray(meta["nodata"], dtype=cube.data.dtype))
+    from hsz.archive import Archive
+
+    arc = Archive(buf)
+    masked = any(arc.tile(i).mask is not None for i in range(arc.grid.count))
+    if arc.meta.get("nodata") is not None and masked:
+        assert np.any(cube.data == np.asarray(arc.meta["nodata"], dtype=cube.data.dtype))
 
 
 def _synthetic(seed: int) -> bytes:
@@ -256,3 +259,46 @@ def test_band_curves_round_trip_exactly(seed: int) -> None:
     for name, v in raw.items():
         assert u.raw[name].dtype == v.dtype and np.array_equal(u.raw[name], v)
     assert reader.info(buf) == describe(buf)
+
+
+GOLDEN_1_3 = sorted((HERE / "v1.3").glob("*.hsz"))
+
+
+@pytest.mark.parametrize("path", GOLDEN_1_3, ids=[p.stem for p in GOLDEN_1_3])
+def test_golden_file_1_3(path: Path) -> None:
+    """Tiled files: the tile list, every tile's tensors and grids, and the scene."""
+    from hsz.codec.tiled import TiledFile
+
+    buf = path.read_bytes()
+    expected = json.loads(path.with_suffix(".info.json").read_text(encoding="utf-8"))
+    assert expected["format"] == "1.3" and len(expected["tiles"]) > 1
+    assert reader.info(buf) == expected
+    assert describe(path) == expected
+    theirs = reader.tiles(buf)
+    ours = TiledFile(buf)
+    assert [w for w, _ in theirs] == [t["window"] for t in expected["tiles"]]
+    saved = np.load(path.with_suffix(".grids.npz")) if path.with_suffix(
+        ".grids.npz").exists() else {}
+    for i, (_, tile) in enumerate(theirs):
+        assert tile == ours.tile_bytes(i)
+        u = unpack(tile)
+        decoded = reader.decode_tensors(tile)
+        assert list(u.tensors) == list(decoded)
+        for name in decoded:
+            assert np.array_equal(u.tensors[name], decoded[name]), name
+        for name, levels in reader.decode_grids(tile).items():
+            assert np.array_equal(levels, u.grids[name])
+            assert np.array_equal(levels, saved[f"tile{i}/{name}"])
+    _decodes_to_its_golden_cube(path, buf)
+
+
+def test_reader_refuses_a_tile_out_of_place() -> None:
+    from hsz.codec.tiled import TiledFile, pack_tiled
+
+    f = TiledFile((HERE / "v1.3" / "latent_tiled_ip_u16.hsz").read_bytes())
+    tiles = [f.tile_bytes(i) for i in range(len(f.tiles))]
+    swapped = pack_tiled(f.meta, f.raw, [tiles[1], tiles[0], *tiles[2:]])
+    with pytest.raises(reader.ReaderError, match="window"):
+        reader.tiles(swapped)
+    with pytest.raises(reader.ReaderError, match="tiles"):
+        reader.info(pack_tiled(f.meta, f.raw, tiles[:-1]))

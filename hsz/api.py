@@ -525,6 +525,9 @@ def _model_description(meta_: dict[str, Any], warnings: list[str]) -> dict[str, 
                         "one to decode")
         return out
     out["summary"] = family.summary
+    if config_json is None and isinstance(meta_.get("tiles"), dict):
+        out["architecture"] = "one model per tile (each tile's file holds its configuration)"
+        return out
     try:
         out["architecture"] = family.describe(family.config_from_json(config_json))
     except (TypeError, ValueError, KeyError) as exc:

@@ -20,7 +20,7 @@ from hsz.codec.binio import DAMAGED
 from hsz.codec.container import read_container_header
 from hsz.codec.mask import read_mask
 from hsz.codec.payload import Stored
-from hsz.codec.tiled import TiledFile, is_tiled
+from hsz.codec.tiled import TiledFile, describe_tiles, is_tiled, tile_grid
 from hsz.errors import FormatError, UsageError
 from hsz.meta import check_meta, source_wavelengths
 from hsz.normalize import BandScale
@@ -37,20 +37,6 @@ def _scale(raw: dict[str, np.ndarray], bands: int) -> BandScale:
         if arr is None or arr.shape != (bands,):
             raise FormatError(f"the file lacks a valid {key} array of {bands} values")
     return BandScale(raw["band_low"], raw["band_high"])
-
-
-def tile_grid(meta: dict[str, Any]) -> TileGrid | None:
-    """The tile grid a tiled file's metadata declares; None for an untiled file."""
-    entry = meta.get("tiles")
-    if entry is None:
-        return None
-    _, rows, cols = check_meta(meta)
-    size = entry.get("size") if isinstance(entry, dict) else None
-    if not (isinstance(size, list) and len(size) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and 1 <= v for v in size)):
-        raise FormatError(f"metadata tiles must give the tile size as two positive integers; "
-                          f"{DAMAGED}")
-    return TileGrid(rows, cols, min(size[0], rows), min(size[1], cols))
 
 
 def open_tile(u: codec.Unpacked, scene_meta: dict[str, Any], window: Window,
@@ -96,13 +82,9 @@ class Archive:
         if self._tiled is None:
             self.grid = TileGrid(self.rows, self.cols, self.rows, self.cols)
         else:
+            describe_tiles(self._tiled.container, self.meta)  # checks size and count
             grid = tile_grid(self.meta)
-            if grid is None:
-                raise FormatError(f"the file holds tiles but its metadata gives no tile size; "
-                                  f"{DAMAGED}")
-            if grid.count != len(self._tiled.tiles):
-                raise FormatError(f"the metadata's tile size makes {grid.count} tiles but the "
-                                  f"file holds {len(self._tiled.tiles)}; {DAMAGED}")
+            assert grid is not None
             self.grid = grid
 
     @property

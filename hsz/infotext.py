@@ -105,9 +105,15 @@ def render_info(d: dict[str, Any]) -> Group:
     sections = Table(title="sections", box=None, pad_edge=False)
     for col in ("type", "flags", "offset", "bytes"):
         sections.add_column(col, justify="right" if col in ("offset", "bytes") else "left")
+    tile_sections = [s for s in d.get("sections", []) if s.get("type") == "TILE"]
     for s in d.get("sections", []):
-        sections.add_row(str(s.get("type")), str(s.get("flags")), str(s.get("offset")),
-                         _fmt_bytes(int(s.get("length", 0))))
+        if s.get("type") == "TILE" and s is not tile_sections[0]:
+            continue  # a tiled file's tiles are one row: there can be a thousand
+        kind, length = str(s.get("type")), int(s.get("length", 0))
+        if kind == "TILE":
+            kind = f"TILE x{len(tile_sections)}"
+            length = sum(int(t.get("length", 0)) for t in tile_sections)
+        sections.add_row(kind, str(s.get("flags")), str(s.get("offset")), _fmt_bytes(length))
     # Laid out to fit 80 columns with names like "decoder.blocks.1.conv.weight": names
     # are identifiers people search for, so they never wrap; narrower columns give way
     # first.  Text, not markup: names are file bytes and could contain "[".
@@ -141,10 +147,19 @@ def render_info(d: dict[str, Any]) -> Group:
     stored = f"{total_values:,d} stored values in {len(listed)} tensors"
     if grid_values:
         stored += f", {grid_values:,d} in {len(d['grids'])} grids"
-    row("parameters", stored)
+    tiles = d.get("tiles") or []
+    if tiles:  # format 1.3: the model lives in each tile
+        sizes = [int(t.get("length", 0)) for t in tiles]
+        first = tiles[0].get("window", [0, 0, 0, 0])
+        row("tiles", f"{len(tiles)} of {first[2]}x{first[3]} pixels, "
+                     f"{_fmt_bytes(min(sizes))} to {_fmt_bytes(max(sizes))} each")
+    else:
+        row("parameters", stored)
     # Right under the header they qualify, before the section and tensor lists.
     warnings = [Text("warning: ", style="bold yellow") + Text(w) for w in d.get("warnings", [])]
-    parts: list[Any] = [top, *warnings, "", sections, "", tensors]
+    parts: list[Any] = [top, *warnings, "", sections]
+    if not tiles:
+        parts += ["", tensors]
     grids = d.get("grids") or []
     if grids:  # format 1.1: integer grids coded under the file's context networks
         table = Table(title="grids (context-coded)", box=None, pad_edge=False)

@@ -516,6 +516,9 @@ def _section_list(c: Container) -> list[tuple[str, int, int, int]]:
 def unpack(buf: bytes | bytearray | memoryview) -> Unpacked:
     """Verify and decode a whole file.  Damage raises :class:`FormatError`."""
     c = read_container(buf)
+    if c.every("TILE"):
+        raise FormatError("this is a tiled file (format 1.3): its tensors are in its tiles; "
+                          "open it with hsz.archive.Archive or hsz.codec.tiled.TiledFile")
     meta_s, tdat_s = c.require("META"), c.require("TDAT")
     assert meta_s.data is not None and tdat_s.data is not None
     meta = parse_meta(meta_s.data, meta_s.offset)
@@ -549,7 +552,8 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) ->
         c = read_container_header(source, want)
     meta_s = c.require("META")
     assert meta_s.data is not None
-    entries = _entries(c)
+    tiled = any(s.type == "TILE" for s in c.sections)
+    entries = [] if tiled else _entries(c)
     raw_s = c.get("RAWA")
     lats_s = c.get("LATS")
     meta = parse_meta(meta_s.data, meta_s.offset)
@@ -568,6 +572,10 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) ->
         "raw": [{"name": k, "dtype": v.dtype.name, "shape": list(v.shape)}
                 for k, v in raw.items()],
     }
+    if tiled:  # format 1.3: each tile's window and bytes; the tiles themselves stay unread
+        from hsz.codec.tiled import describe_tiles
+
+        info["tiles"] = describe_tiles(c, meta)
     if lats_s and lats_s.data:  # format 1.1: listed only where present, so 1.0 pages stay
         info["grids"] = list(parse_grids(lats_s.data, lats_s.offset, c.file_length,
                                          decode=False).values())
