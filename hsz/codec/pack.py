@@ -49,6 +49,7 @@ from hsz.codec.quantize import (
     from_stored,
     quantize,
 )
+from hsz.codec.tilegrid import describe_tiles
 from hsz.errors import FormatError, HszError
 
 # ---------------------------------------------------------------------------- limits
@@ -573,8 +574,6 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) ->
                 for k, v in raw.items()],
     }
     if tiled:  # format 1.3: each tile's window and bytes; the tiles themselves stay unread
-        from hsz.codec.tiled import describe_tiles
-
         info["tiles"] = describe_tiles(c, meta)
     if lats_s and lats_s.data:  # format 1.1: listed only where present, so 1.0 pages stay
         info["grids"] = list(parse_grids(lats_s.data, lats_s.offset, c.file_length,

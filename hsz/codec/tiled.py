@@ -31,8 +31,8 @@ from hsz.codec.container import (
     write_container,
 )
 from hsz.codec.pack import _raw_section, meta_json, parse_meta, parse_raw
+from hsz.codec.tilegrid import describe_tiles, tile_grid
 from hsz.errors import FormatError
-from hsz.tiles import TileGrid
 
 #: Minor version of a tiled file.
 TILED_MINOR = 3
@@ -58,35 +58,8 @@ def outer_bytes(meta: Mapping[str, Any], raw: Mapping[str, np.ndarray], tiles: i
     return len(pack_tiled(meta, raw, [b""] * tiles))
 
 
-def tile_grid(meta: dict[str, Any]) -> TileGrid | None:
-    """The tile grid a tiled file's metadata declares (SPEC §4.7); None without ``tiles``."""
-    entry = meta.get("tiles")
-    if entry is None:
-        return None
-    shape = meta.get("shape")
-    size = entry.get("size") if isinstance(entry, dict) else None
-    ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-             for v in (size or []) + (shape or [])) if isinstance(size, list) and isinstance(
-                 shape, list) else False
-    if not ok or len(size) != 2 or len(shape) != 3:
-        raise FormatError(f"metadata tiles must give the tile size as two positive integers; "
-                          f"{DAMAGED}")
-    rows, cols = shape[1], shape[2]
-    return TileGrid(rows, cols, min(size[0], rows), min(size[1], cols))
-
-
-def describe_tiles(container: Container, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each tile's window and where its bytes are, from the table (no tile is read)."""
-    grid = tile_grid(meta)
-    sections = container.every("TILE")
-    if grid is None:
-        raise FormatError(f"the file holds tiles but its metadata gives no tile size; "
-                          f"{DAMAGED}")
-    if grid.count != len(sections):
-        raise FormatError(f"the metadata's tile size makes {grid.count} tiles but the file "
-                          f"holds {len(sections)}; {DAMAGED}")
-    return [{"window": grid.window(i).as_list(), "offset": s.offset, "length": s.length}
-            for i, s in enumerate(sections)]
+__all__ = ["TILED_MINOR", "TiledFile", "describe_tiles", "is_tiled", "outer_bytes",
+           "pack_tiled", "tile_grid"]
 
 
 def is_tiled(container: Container) -> bool:
