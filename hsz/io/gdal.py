@@ -77,6 +77,8 @@ _ENVI_TYPE_NAMES = {
 }
 
 _GTIFF_BLOCK = 256
+#: GDAL block cache for one read or write, in MB.
+_CACHE_MB = 256
 
 
 @contextlib.contextmanager
@@ -88,7 +90,10 @@ def _gdal_env(writing: bool) -> Iterator[None]:
     metadata there.  A cube without georeferencing is normal (lab scenes), so rasterio's
     warning about it is noise.
     """
-    options = {"GDAL_PAM_ENABLED": "NO"} if writing else {}
+    options: dict[str, Any] = {"GDAL_PAM_ENABLED": "NO"} if writing else {}
+    # GDAL's block cache defaults to 5 % of RAM; a tile-by-tile read or write only ever
+    # needs the blocks of one tile row, and memory should follow the tile.
+    options["GDAL_CACHEMAX"] = _CACHE_MB
     with rasterio.Env(**options), warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         yield
