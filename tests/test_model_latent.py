@@ -206,3 +206,28 @@ def test_landing_drops_the_latents_nearest_zero_to_fit() -> None:
     size = len(packer(landed))
     assert 0.9 * limit <= size <= limit
     assert dict(landed.bits) == TENSOR_BITS  # the tensors kept their trained grid
+
+
+def test_context_in_channel_chunks_equals_the_whole_grid_at_once() -> None:
+    """The fit evaluates the context network a few channels at a time to bound its memory;
+    a chunk boundary must not change what any latent's context is."""
+    import torch
+
+    from hsz.model import latent_fit
+    from hsz.model.latent import LatentConfig
+
+    torch.manual_seed(0)
+    model = latent_fit.LatentModel(torch.rand(12, 40, 36), None,
+                                   LatentConfig(bands=12, height=40, width=36, k=7, levels=3),
+                                   1e4)
+    torch.nn.init.normal_(model.ctx2.weight)
+    seen = [torch.round(p.detach()) for p in model.latents]
+    whole = [model.context(lvl, seen) for lvl in range(3)]
+    saved = latent_fit.CONTEXT_CHUNK
+    try:
+        latent_fit.CONTEXT_CHUNK = 28 * 40 * 36 * 2  # two channels of the finest grid
+        chunked = [model.context(lvl, seen) for lvl in range(3)]
+    finally:
+        latent_fit.CONTEXT_CHUNK = saved
+    for a, b in zip(whole, chunked, strict=True):
+        assert torch.equal(a, b)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from hsz.codec.context import SCALE_ZERO, STEPS_PER_OCTAVE, TABLES, inputs
 from hsz.model.family import FitJob, Fitted
@@ -61,14 +62,17 @@ LATENT_LR = 0.1
 #: The noisy phase runs the context network on every CONTEXT_EVERY-th step and reuses its
 #: outputs in between; the rounded phase runs it every step.
 CONTEXT_EVERY = 1
+#: Feature values the context network is evaluated on at once (a bound on its memory).
+CONTEXT_CHUNK = 1 << 24
 
 
-def features(q: Tensor, guide: Tensor | None) -> Tensor:
+def features(q: Tensor, guide: Tensor | None, first: int = 0) -> Tensor:
     """The codec's rule-0 features of every position of every channel: (28, C, h, w).
 
     Feature-major, so that each feature is one contiguous copy and the first layer is one
     matrix product over all positions (a position-major stack was half of a 512×512
-    training step).
+    training step).  ``q`` may be channels ``first, first + 1, ...`` of a grid; channel 0
+    of ``q`` then sees no previous channel (callers pass one channel more and drop it).
     """
     c, h, w = q.shape
     f = q.new_zeros((28, c, h, w))
@@ -87,7 +91,7 @@ def features(q: Tensor, guide: Tensor | None) -> Tensor:
         gc, gh, gw = guide.shape
         iy = (torch.arange(h, device=q.device) * gh) // h
         ix = (torch.arange(w, device=q.device) * gw) // w
-        g = guide[torch.clamp(torch.arange(c, device=q.device), max=gc - 1)]
+        g = guide[torch.clamp(torch.arange(first, first + c, device=q.device), max=gc - 1)]
         gp = F.pad(g, (1, 1, 1, 1))
         for j, (dy, dx) in enumerate([(0, 0)] + n4):
             f[9 + j] = gp[:, (iy + 1 + dy)[:, None], (ix + 1 + dx)[None, :]]
@@ -182,12 +186,30 @@ class LatentModel(nn.Module):
         return out  # type: ignore[return-value]
 
     def context(self, lvl: int, seen: list[Tensor]) -> Tensor:
-        """The context network's output for every latent of one level: (C, h, w)."""
+        """The context network's output for every latent of one level: (C, h, w).
+
+        Computed a few channels at a time, each chunk recomputed in the backward pass
+        rather than kept: the features of a full-size grid are 28 maps per channel (910 MB
+        for 31 components at 512x512), which made them most of a fit's peak memory.
+        """
         guide = seen[lvl + 1] if lvl + 1 < len(seen) else None
-        f = features(seen[lvl], guide)
+        q = seen[lvl]
+        c, h, w = q.shape
+        step = max(1, CONTEXT_CHUNK // (28 * h * w))
+        outs = []
+        for c0 in range(0, c, step):
+            lo = max(0, c0 - 1)  # the previous channel is a feature of the first one
+            args = (q[lo:c0 + step], guide, lo, c0 - lo)
+            outs.append(checkpoint(self._context_chunk, *args, use_reentrant=False)
+                        if torch.is_grad_enabled() else self._context_chunk(*args))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def _context_chunk(self, q: Tensor, guide: Tensor | None, first: int, skip: int
+                       ) -> Tensor:
+        f = features(q, guide, first)[:, skip:]
         n = f.shape[0]
         hid = F.relu(self.ctx1.weight @ f.reshape(n, -1) + self.ctx1.bias[:, None])
-        return (self.ctx2.weight @ hid + self.ctx2.bias[:, None]).reshape(seen[lvl].shape)
+        return (self.ctx2.weight @ hid + self.ctx2.bias[:, None]).reshape(f.shape[1:])
 
     def bits(self, qs: list[Tensor], seen: list[Tensor] | None = None,
              refresh: bool = True) -> Tensor:
