@@ -211,3 +211,30 @@ def test_batch_skips_finished_outputs(mosaic: Path, tiny_cube: Cube, tmp_path: P
     assert r.exit_code == 0, r.output
     assert "skipped" in r.output and (out / "b.hsz").exists()
     assert (out / "a.hsz").read_bytes() == first
+
+
+@pytest.mark.parametrize("name", ["cube.tif", "cube.img", "cube.npy", "cube.mat"])
+def test_every_reader_reads_a_window_as_the_crop_of_the_whole(
+        tiny_cube: Cube, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    cube = tiny_cube.replace(transform=(2.0, 0.0, 10.0, 0.0, -2.0, 50.0))
+    io.write(cube, path)
+    with io.open_scene(path) as scene:
+        whole = scene.read_all()
+        part = scene.window(Window(3, 5, 9, 11))
+    assert np.array_equal(part.data, whole.data[:, 3:12, 5:16])
+    if whole.transform is not None:
+        assert part.transform == (2.0, 0.0, 20.0, 0.0, -2.0, 44.0)
+
+
+def test_a_batch_reports_a_bad_input_and_writes_the_rest(tiny_cube: Cube, tmp_path: Path
+                                                         ) -> None:
+    good, bad = tmp_path / "good.tif", tmp_path / "bad.npy"
+    io.write(tiny_cube, good)
+    bad.write_bytes(b"not an array")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["encode", str(good), str(bad), "-o", str(out), "--bpppb",
+                                 "3.0", "--epochs", "3"])
+    assert r.exit_code == 1
+    assert "bad.npy" in r.output and "1 of 2 inputs failed" in r.output
+    assert (out / "good.hsz").exists() and not (out / "bad.hsz").exists()
