@@ -229,6 +229,71 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def report(results: dict[str, Any], path: Path) -> None:
+    """examples/SCALE.md from the measured figures (nothing here is typed in by hand)."""
+    lines = ["# Scenes of any size: measured", "",
+             "Made by `python examples/bench_scale.py` (2 CPU cores, no GPU; each encode and "
+             "decode a separate process; peak RSS from `wait4`).  The scenes are the "
+             "top-left corners of a 2048x2048x31 uint16 mosaic of the three CAVE scenes "
+             "(see the script's docstring for how it is laid out); the latent family, "
+             f"`--preset fast --epochs {results.get('epochs')}` (a fixed iteration count, "
+             f"so time per tile is comparable), `--threads 1`, {RATE} bpppb.", ""]
+    if results.get("memory"):
+        lines += ["## Memory and time against area", "",
+                  "| scene | tiles | encode s | encode peak RSS | decode s | decode peak RSS "
+                  "| bpppb | PSNR (band mean) | SAM |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in results["memory"]:
+            tiles = max(1, (r["side"] // CELL) ** 2)
+            lines.append(f"| {r['side']}x{r['side']}x31 | {tiles} | {r['encode_s']:.0f} | "
+                         f"{r['encode_rss_mb']:.0f} MB | {r['decode_s']:.1f} | "
+                         f"{r['decode_rss_mb']:.0f} MB | {r['bpppb']:.4f} | "
+                         f"{r['psnr_band_mean']:.2f} dB | {r['sam_deg']:.2f} deg |")
+        per = [r["encode_s"] / r["megapixels"] for r in results["memory"]]
+        lines += ["", "Encode seconds per megapixel: " + ", ".join(f"{v:.0f}" for v in per)
+                  + ".  ![memory and time](results/scale.png)", ""]
+    if results.get("seams"):
+        s = results["seams"]
+        lines += ["## Seams", "",
+                  f"On the decoded {s['side']}x{s['side']} mosaic, pixels within 2 of an "
+                  f"inner tile border ({s['border_pixels']:,d} of them) decode at "
+                  f"{s['psnr_border']:.2f} dB against {s['psnr_interior']:.2f} dB for the "
+                  f"rest ({s['difference_db']:+.2f} dB).", ""]
+    if results.get("tiling"):
+        lines += ["## Tiled against untiled (CAVE balloons, 512x512x31, "
+                  f"{3 * results.get('epochs', 0)} iterations)", "",
+                  "| target bpppb | tiles | bpppb | PSNR (band mean) | SAM | encode s |",
+                  "|---|---|---|---|---|---|"]
+        for r in results["tiling"]:
+            lines.append(f"| {r['rate']} | {r['tiles']} | {r['bpppb']:.4f} | "
+                         f"{r['psnr_band_mean']:.2f} dB | {r['sam_deg']:.2f} deg | "
+                         f"{r['encode_s']:.0f} |")
+        lines.append("")
+    if results.get("allocation"):
+        lines += ["## Budget split across tiles (1024 mosaic, four tiles)", "",
+                  "| allocation | bpppb | PSNR (band mean) | PSNR (global) | SAM |",
+                  "|---|---|---|---|---|"]
+        for r in results["allocation"]:
+            name = "equal slope (default)" if r["allocation"] == "rd" else "equal area"
+            lines.append(f"| {name} | {r['bpppb']:.4f} | {r['psnr_band_mean']:.2f} dB | "
+                         f"{r['psnr_global']:.2f} dB | {r['sam_deg']:.2f} deg |")
+        lines.append("")
+    if results.get("workers"):
+        w = results["workers"]
+        lines += ["## Workers and Dask (1024 mosaic, four tiles)", "",
+                  "| run | seconds | same bytes as serial |", "|---|---|---|"]
+        for name in ("1 worker", "2 workers", "dask, 2 workers"):
+            if name in w:
+                lines.append(f"| {name} | {w[name]['seconds']:.0f} | "
+                             f"{'yes' if w[name]['identical_to_serial'] else 'NO'} |")
+        o = w.get("dask_overhead", {})
+        if o:
+            lines += ["", f"A local Dask cluster of two worker processes starts in "
+                      f"{o['cluster_start_s']:.1f} s and costs {o['per_job_ms']:.1f} ms per "
+                      "job (empty jobs), against minutes per tile fit."]
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", default="memory,seams,tiling,allocation,workers")
@@ -263,6 +328,7 @@ def main() -> int:
     if "workers" in parts:
         results["workers"] = part_workers(args.work, args.epochs)
         save()
+    report(results, HERE / "SCALE.md")
     return 0
 
 

@@ -115,6 +115,12 @@ def laplace_bits(q: Tensor, log2_scale: Tensor) -> Tensor:
     return -torch.log2(p.clamp(min=0) + _P_FLOOR)
 
 
+def _level_bits(q: Tensor, context: Tensor, scale_bias: Tensor) -> Tensor:
+    """Bits of one level's latents given its context outputs and per-channel biases."""
+    ls = (context + scale_bias[:, None, None]).clamp(_LOG2_MIN, _LOG2_MAX)
+    return laplace_bits(q, ls).sum()
+
+
 class LatentModel(nn.Module):
     """The trainable twin of the decoder plus the float twin of the context network."""
 
@@ -229,8 +235,11 @@ class LatentModel(nn.Module):
             outs = self._cache
         total = torch.zeros((), device=qs[0].device)
         for lvl, q in enumerate(qs):
-            ls = (outs[lvl] + self.scale_bias[lvl][:, None, None]).clamp(_LOG2_MIN, _LOG2_MAX)
-            total = total + laplace_bits(q, ls).sum()
+            # Recomputed in the backward pass: the Laplace bin's dozen elementwise
+            # intermediates at full resolution were a third of a fit's peak memory.
+            args = (q, outs[lvl], self.scale_bias[lvl])
+            total = total + (checkpoint(_level_bits, *args, use_reentrant=False)
+                             if torch.is_grad_enabled() else _level_bits(*args))
         return total
 
     def forward(self, mode: str, refresh: bool = True) -> tuple[Tensor, Tensor]:
