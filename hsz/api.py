@@ -251,7 +251,7 @@ def encode_scene(
     """
     from hsz import tiling
     from hsz.model import DEFAULT_MODEL
-    from hsz.parallel import set_threads
+    from hsz.parallel import fixed_threads
     from hsz.tiles import grid_for
 
     family = _family(model or DEFAULT_MODEL, UsageError)
@@ -265,10 +265,10 @@ def encode_scene(
     except ValueError as exc:
         raise UsageError(str(exc), option="tile") from None
     if not grid.tiled:
-        set_threads(threads)
-        return encode(scene.read_all(), bpppb=bpppb, size=size, ratio=ratio, model=family.id,
-                      preset=preset, epochs=epochs, device=device, seed=seed,
-                      progress=progress, report=report)
+        with fixed_threads(threads):
+            return encode(scene.read_all(), bpppb=bpppb, size=size, ratio=ratio,
+                          model=family.id, preset=preset, epochs=epochs, device=device,
+                          seed=seed, progress=progress, report=report)
     _check_device(device)
     start = time.perf_counter()
     header = scene.header

@@ -3,7 +3,7 @@
 Every job is a picklable dataclass handed to a module-level function, so the same job runs
 unchanged in this process, in a pool worker or on a cluster node; results come back in job
 order.  A job's bytes do not depend on where it ran: each job fixes its own thread count
-(:func:`set_threads`), because a multi-threaded float reduction sums in an order that
+(:func:`fixed_threads`), because a multi-threaded float reduction sums in an order that
 depends on the number of threads.
 
 Dask is the distributed backend: it is pure Python (``pip install hsz[dask]``), starts a
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -74,14 +75,24 @@ class Runner:
         return _pool_map(min(self.workers, len(jobs)), fn, jobs, done)
 
 
-def set_threads(threads: int | None) -> None:
-    """Fix torch's intra-op threads for this job (None leaves torch's default)."""
+@contextmanager
+def fixed_threads(threads: int | None) -> Iterator[None]:
+    """Run a job on ``threads`` torch intra-op threads (None: leave torch's default), and
+    give the caller's setting back afterwards: a library call must not leave its process
+    single-threaded."""
     if threads is None:
+        yield
         return
     import torch
 
-    if torch.get_num_threads() != threads:
+    before = torch.get_num_threads()
+    if before != threads:
         torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _pool_map(workers: int, fn: Callable[[J], R], jobs: Sequence[J],

@@ -31,7 +31,7 @@ from hsz.codec.tiled import outer_bytes, pack_tiled
 from hsz.errors import RateError, UsageError
 from hsz.io.scene import Scene, SceneSpec
 from hsz.normalize import BandScale, band_extremes, normalize, scale_from_extremes
-from hsz.parallel import Runner, set_threads
+from hsz.parallel import Runner, fixed_threads
 from hsz.tiles import TileGrid, Window
 
 Progress = Callable[[dict[str, Any]], None]
@@ -108,12 +108,16 @@ def smallest_tile_bytes(model: str, bands: int, window: Window, raw: dict[str, n
 
 def encode_tile(job: TileJob) -> TileResult:
     """Fit, land and measure one tile (runs wherever the runner puts it)."""
+    with fixed_threads(job.settings.threads):
+        return _encode_tile(job)
+
+
+def _encode_tile(job: TileJob) -> TileResult:
     from hsz.api import _family, _pack, render_tile
     from hsz.model import FitJob
 
     start = time.perf_counter()
     st = job.settings
-    set_threads(st.threads)
     with job.spec.open() as scene:
         cube = scene.window(job.window)
     mask = cube.valid_mask()
