@@ -238,3 +238,24 @@ def test_a_batch_reports_a_bad_input_and_writes_the_rest(tiny_cube: Cube, tmp_pa
     assert r.exit_code == 1
     assert "bad.npy" in r.output and "1 of 2 inputs failed" in r.output
     assert (out / "good.hsz").exists() and not (out / "bad.hsz").exists()
+
+
+@pytest.mark.skipif(not dask_available(), reason="the dask extra is not installed")
+def test_a_batch_on_a_local_dask_cluster_matches_a_serial_batch(tiny_cube: Cube,
+                                                                 tmp_path: Path) -> None:
+    inputs = []
+    for k, name in enumerate(("a.tif", "b.npy", "c.tif")):
+        path = tmp_path / name
+        io.write(tiny_cube.replace(data=np.ascontiguousarray(np.roll(tiny_cube.data, 3 * k,
+                                                                     axis=2))), path)
+        inputs.append(str(path))
+    wl = ",".join(f"{w:g}" for w in tiny_cube.wavelengths)
+    outs = {}
+    for name, extra in (("serial", []), ("dask", ["--backend", "dask", "--workers", "2"])):
+        out = tmp_path / name
+        r = CliRunner().invoke(cli, ["encode", *inputs, "-o", str(out), "--bpppb", "3.0",
+                                     "--epochs", "5", "--wavelengths", wl, "-q", *extra])
+        assert r.exit_code == 0, r.output
+        outs[name] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert list(outs["serial"]) == ["a.hsz", "b.hsz", "c.hsz"]
+    assert outs["serial"] == outs["dask"]
