@@ -16,6 +16,8 @@ its window and model; the scene's metadata, band curves and band scales are stor
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,8 +110,25 @@ def smallest_tile_bytes(model: str, bands: int, window: Window, raw: dict[str, n
 
 def encode_tile(job: TileJob) -> TileResult:
     """Fit, land and measure one tile (runs wherever the runner puts it)."""
-    with fixed_threads(job.settings.threads):
-        return _encode_tile(job)
+    try:
+        with fixed_threads(job.settings.threads):
+            return _encode_tile(job)
+    finally:
+        release_memory()
+
+
+def release_memory() -> None:
+    """Hand a finished fit's freed memory back to the system.
+
+    A fit allocates and frees a gigabyte in pieces of every size; glibc keeps the freed
+    pieces, so over many tiles the peak crept up (1.87 GB for 4 tiles, 2.10 GB for 16).
+    ``malloc_trim`` exists only in glibc; elsewhere this only collects garbage.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _encode_tile(job: TileJob) -> TileResult:
