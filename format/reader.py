@@ -309,13 +309,7 @@ def info(buf: bytes) -> dict[str, Any]:
             raise ReaderError(f"missing {kind}")
     if tiled and any(k in by_type for k in ("TDIR", "TDAT", "LATS")):
         raise ReaderError("a tiled file holds tensors outside its tiles")
-    meta_payload = by_type["META"]["payload"]
-    if not meta_payload or meta_payload[0] not in (0, 1):
-        raise ReaderError("META encoding byte is not 0 (plain) or 1 (zlib)")
-    text = meta_payload[1:] if meta_payload[0] == 0 else zlib.decompress(meta_payload[1:])
-    meta = json.loads(text.decode("utf-8"))
-    if not isinstance(meta, dict):
-        raise ReaderError("META is not an object")
+    meta = read_meta(c)
     raw = parse_raw(by_type["RAWA"]["payload"]) if "RAWA" in by_type else {}
     for name, place, values in (parse_bands(by_type["BNDS"]["payload"])
                                 if "BNDS" in by_type else []):

@@ -121,13 +121,8 @@ def plan_encode(
 ) -> EncodePlan:
     """Normalize ``cube``, lay out its side information and size the network for the rate."""
     from hsz import rate
-    from hsz.model import DEFAULT_MODEL
 
-    family = _family(model or DEFAULT_MODEL, UsageError)
-    try:
-        preset = family.check_preset(preset)
-    except ValueError as exc:
-        raise UsageError(str(exc), option="preset") from None
+    family, preset = _family_and_preset(model, preset)
     cube.check_finite()
     mask = cube.valid_mask()
     if mask is not None and not mask.any():
@@ -143,6 +138,17 @@ def plan_encode(
     base = meta_mod.encode_meta(cube, hsz_version=__version__, preset=preset, seed=seed)
     plan = rate.plan(cube.shape, budget, base, raw, model=family.id)
     return EncodePlan(target, coords, mask, raw, base, budget, plan)
+
+
+def _family_and_preset(model: str | None, preset: str | None) -> tuple[Any, str]:
+    """The family an encode uses (the default when none is named) and its checked preset."""
+    from hsz.model import DEFAULT_MODEL
+
+    family = _family(model or DEFAULT_MODEL, UsageError)
+    try:
+        return family, family.check_preset(preset)
+    except ValueError as exc:
+        raise UsageError(str(exc), option="preset") from None
 
 
 def _family(model_id: str, error: type[Exception]) -> Any:
@@ -250,15 +256,10 @@ def encode_scene(
     how many jobs share the machine) through ``runner`` (serial by default).
     """
     from hsz import tiling
-    from hsz.model import DEFAULT_MODEL
     from hsz.parallel import fixed_threads
     from hsz.tiles import grid_for
 
-    family = _family(model or DEFAULT_MODEL, UsageError)
-    try:
-        preset = family.check_preset(preset)
-    except ValueError as exc:
-        raise UsageError(str(exc), option="preset") from None
+    family, preset = _family_and_preset(model, preset)
     bands, rows, cols = scene.shape
     try:
         grid = grid_for(bands, rows, cols, tile=tile, tile_values=family.tile_values)
@@ -356,25 +357,40 @@ def decode(
     ``window`` decodes only that rectangle of pixels (reading only the tiles under it in a
     tiled file); the result is georeferenced at the window's corner.
     """
-    arc = Archive(source)
+    arc, region, query, header = _decode_setup(source, wavelengths, dtype, extrapolate,
+                                               window)
+    out = np.empty(header.shape, dtype=header.dtype)
+    for where, block in decode_blocks(arc, region, query, header.dtype, device=device,
+                                      progress=progress):
+        out[(slice(None), *where.slices())] = block
+    return header.replace(data=out)
+
+
+def _decode_setup(
+    source: bytes | str | Path | Archive, wavelengths: np.ndarray | None,
+    dtype: str | np.dtype | None, extrapolate: bool, window: Window | None,
+) -> tuple[Archive, Window, np.ndarray | None, Cube]:
+    """What a decode settles before rendering: the opened file, the region, the query
+    coordinates (None for the file's own bands) and the output's metadata and shape (a
+    Cube whose samples are a zero-cost placeholder)."""
+    from hsz.io._common import virtual_cube
+
+    arc = source if isinstance(source, Archive) else Archive(source)
     region = arc.region(window)
     out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(arc.meta["dtype"])
     query = None if wavelengths is None else query_coordinates(
         arc.meta, wavelengths, extrapolate=extrapolate)
     count = arc.bands if query is None else query.size
-    out = np.empty((count, region.height, region.width), dtype=out_dtype)
-    for where, block in decode_blocks(arc, region, query, out_dtype, device=device,
-                                      progress=progress):
-        out[(slice(None), *where.slices())] = block
-    cube = cube_from_meta(arc.meta, out, wavelengths=wavelengths,
-                          resampled=wavelengths is not None)
+    shaped = virtual_cube((count, region.height, region.width), out_dtype)
+    header = cube_from_meta(arc.meta, shaped.data, wavelengths=wavelengths,
+                            resampled=wavelengths is not None)
     if window is not None:
-        cube = cube.replace(transform=shifted_transform(cube.transform, region))
-    return cube
+        header = header.replace(transform=shifted_transform(header.transform, region))
+    return arc, region, query, header
 
 
 def decode_to_file(
-    source: bytes | str | Path,
+    source: bytes | str | Path | Archive,
     output: str | Path,
     *,
     format: str | None = None,
@@ -392,20 +408,11 @@ def decode_to_file(
     are a zero-cost placeholder).  Options are those of :func:`decode`.
     """
     from hsz import io
-    from hsz.io._common import virtual_cube
 
-    arc = Archive(source)
-    region = arc.region(window)
-    out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(arc.meta["dtype"])
-    query = None if wavelengths is None else query_coordinates(
-        arc.meta, wavelengths, extrapolate=extrapolate)
-    count = arc.bands if query is None else query.size
-    shaped = virtual_cube((count, region.height, region.width), out_dtype)
-    header = cube_from_meta(arc.meta, shaped.data, wavelengths=wavelengths,
-                            resampled=wavelengths is not None)
-    if window is not None:
-        header = header.replace(transform=shifted_transform(header.transform, region))
-    blocks = decode_blocks(arc, region, query, out_dtype, device=device, progress=progress)
+    arc, region, query, header = _decode_setup(source, wavelengths, dtype, extrapolate,
+                                               window)
+    blocks = decode_blocks(arc, region, query, header.dtype, device=device,
+                           progress=progress)
     written = io.write(header, output, format=format, overwrite=overwrite, blocks=blocks)
     return written, header
 

@@ -20,7 +20,7 @@ from hsz.codec.binio import DAMAGED
 from hsz.codec.container import read_container_header
 from hsz.codec.mask import read_mask
 from hsz.codec.payload import Stored
-from hsz.codec.tiled import TiledFile, describe_tiles, is_tiled, tile_grid
+from hsz.codec.tiled import OUTER, TiledFile, describe_tiles, is_tiled, tile_grid
 from hsz.errors import FormatError, UsageError
 from hsz.meta import check_meta, source_wavelengths
 from hsz.normalize import BandScale
@@ -59,13 +59,17 @@ class Archive:
 
     def __init__(self, source: bytes | str | Path) -> None:
         if isinstance(source, str | Path):
-            # Only the table is read here: a tiled file's tiles are read one by one later.
-            tiled = is_tiled(read_container_header(Path(source), ()))
+            # The table and the small sections only: a tiled file's tiles are read one by
+            # one later, an untiled file is read whole below.
+            head = read_container_header(Path(source), OUTER)
+            tiled = is_tiled(head)
             self._buf = None if tiled else Path(source).read_bytes()
         else:
             self._buf = bytes(source)
-            tiled = is_tiled(codec.read_container(self._buf))
-        self._tiled = TiledFile(source if self._buf is None else self._buf) if tiled else None
+            head = codec.read_container(self._buf)
+            tiled = is_tiled(head)
+        self._tiled = TiledFile(source if self._buf is None else self._buf, head) \
+            if tiled else None
         self.reads = 0
         if self._tiled is None:
             assert self._buf is not None

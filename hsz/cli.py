@@ -511,13 +511,15 @@ def decode(
     if window_spec is not None and bbox is not None:
         raise UsageError("give --window or --bbox, not both", option="window")
     window = None
+    source: Any = input_path
     if window_spec is not None:
         window = _parse_window(window_spec)
     elif bbox is not None:
-        window = Archive(input_path).bbox_window(*_numbers(bbox, 4, "bbox"))
+        source = Archive(input_path)  # opened once: for the box, then for decoding
+        window = source.bbox_window(*_numbers(bbox, 4, "bbox"))
     with _progress("decoding", "bands") as update:
         written, cube = api.decode_to_file(
-            input_path, output, format=out_format, overwrite=overwrite, wavelengths=wl,
+            source, output, format=out_format, overwrite=overwrite, wavelengths=wl,
             dtype=None if dtype == "source" else dtype, device=device or "cpu",
             extrapolate=extrapolate, progress=update, window=window)
     if not _state().quiet:

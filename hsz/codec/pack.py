@@ -501,7 +501,7 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
     return out
 
 
-def _merge_bands(c: Container, meta: dict[str, Any], raw: dict[str, np.ndarray]) -> None:
+def merge_bands(c: Container, meta: dict[str, Any], raw: dict[str, np.ndarray]) -> None:
     """Put the ``BNDS`` curves (1.2) back into the metadata and raw arrays."""
     s = c.get("BNDS")
     if s is None or s.data is None:
@@ -532,7 +532,7 @@ def unpack(buf: bytes | bytearray | memoryview) -> Unpacked:
         pos += e.length
     raw_s = c.get("RAWA")
     raw = parse_raw(raw_s.data, raw_s.offset, c.file_length) if raw_s and raw_s.data else {}
-    _merge_bands(c, meta, raw)
+    merge_bands(c, meta, raw)
     lats = c.get("LATS")
     grids = parse_grids(lats.data, lats.offset, c.file_length) if lats and lats.data else {}
     tensors = {k: qt.dequantize() for k, qt in quantized.items()}
@@ -559,7 +559,7 @@ def describe(source: str | os.PathLike[str] | bytes | bytearray | memoryview) ->
     lats_s = c.get("LATS")
     meta = parse_meta(meta_s.data, meta_s.offset)
     raw = parse_raw(raw_s.data, raw_s.offset, c.file_length) if raw_s and raw_s.data else {}
-    _merge_bands(c, meta, raw)
+    merge_bands(c, meta, raw)
     info: dict[str, Any] = {
         "format": f"{c.version[0]}.{c.version[1]}",
         "total_bytes": c.file_length,

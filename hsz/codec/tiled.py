@@ -30,14 +30,14 @@ from hsz.codec.container import (
     read_container_header,
     write_container,
 )
-from hsz.codec.pack import _raw_section, meta_json, parse_meta, parse_raw
+from hsz.codec.pack import _raw_section, merge_bands, meta_json, parse_meta, parse_raw
 from hsz.codec.tilegrid import describe_tiles, tile_grid
 from hsz.errors import FormatError
 
 #: Minor version of a tiled file.
 TILED_MINOR = 3
 #: Sections of the outer file read when it is opened (never the tiles).
-_OUTER = ("META", "BNDS", "RAWA")
+OUTER = ("META", "BNDS", "RAWA")
 
 
 def pack_tiled(meta: Mapping[str, Any], raw: Mapping[str, np.ndarray],
@@ -58,7 +58,7 @@ def outer_bytes(meta: Mapping[str, Any], raw: Mapping[str, np.ndarray], tiles: i
     return len(pack_tiled(meta, raw, [b""] * tiles))
 
 
-__all__ = ["TILED_MINOR", "TiledFile", "describe_tiles", "is_tiled", "outer_bytes",
+__all__ = ["OUTER", "TILED_MINOR", "TiledFile", "describe_tiles", "is_tiled", "outer_bytes",
            "pack_tiled", "tile_grid"]
 
 
@@ -69,15 +69,18 @@ def is_tiled(container: Container) -> bool:
 class TiledFile:
     """An open tiled file: its metadata and raw arrays now, each tile's bytes on demand."""
 
-    def __init__(self, source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> None:
+    def __init__(self, source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+                 container: Container | None = None) -> None:
+        """``container``: the file's already parsed header (with the sections of
+        :data:`OUTER` read for a path), so that it is not read twice."""
         self._buf: bytes | None = None
         self._path: Path | None = None
         if isinstance(source, bytes | bytearray | memoryview):
             self._buf = bytes(source)
-            c = read_container(self._buf)
+            c = container or read_container(self._buf)
         else:
             self._path = Path(source)
-            c = read_container_header(self._path, _OUTER)
+            c = container or read_container_header(self._path, OUTER)
         self.container = c
         meta_s = c.require("META")
         assert meta_s.data is not None
@@ -85,18 +88,12 @@ class TiledFile:
         raw_s = c.get("RAWA")
         self.raw = parse_raw(raw_s.data, raw_s.offset, c.file_length) if raw_s and \
             raw_s.data else {}
-        bnds = c.get("BNDS")
-        if bnds is not None and bnds.data is not None:
-            from hsz.codec.binio import Cursor
-
-            cur = Cursor(bnds.data, bnds.offset, "band-curve section")
-            bands.merge(self.meta, self.raw, bands.parse(bnds.data, bnds.offset), cur.fail)
+        merge_bands(c, self.meta, self.raw)
         self.tiles: list[Section] = c.every("TILE")
         for kind in ("TDIR", "TDAT", "LATS"):
             if c.get(kind) is not None:
                 raise FormatError(f"a tiled file holds a {kind!r} section outside its tiles; "
                                   f"{DAMAGED}")
-        self.reads = 0  # tiles read so far: a window decode reads only those it needs
 
     @property
     def version(self) -> tuple[int, int]:
@@ -113,7 +110,6 @@ class TiledFile:
         if crc32(data) != s.crc:
             raise FormatError(f"tile {index} (section 'TILE' at offset {s.offset}, {s.length} "
                               f"bytes) fails its CRC-32 check; {DAMAGED}")
-        self.reads += 1
         return data
 
 
