@@ -15,8 +15,10 @@ Every encode and decode runs as a separate ``hsz`` process, so its peak resident
 * ``memory``: encode and decode of each size (fixed iteration count ``--epochs``, so time
   per tile is comparable), peak RSS and seconds, and a plot;
 * ``seams``: PSNR of pixels within 2 of an inner tile border against the rest, in a
-  512x512 scene coded in 256-pixel tiles and coded whole;
-* ``tiling``: RD of a 512x512 scene coded whole and in four 256-pixel tiles;
+  512x512 scene coded in 256-pixel tiles with margins of 0, 4, 8 and 16 pixels and coded
+  whole;
+* ``tiling``: RD of a 512x512 scene coded whole and in four 256-pixel tiles (default
+  margin);
 * ``allocation``: equal-slope against equal-area budgets on the 1024 mosaic;
 * ``workers``: the 1024 mosaic with 1 and 2 workers and on a local Dask cluster (bytes
   must match); Dask's cost per job, measured with empty jobs.
@@ -92,22 +94,26 @@ def encode(src: Path, out: Path, epochs: int, extra: list[str] | None = None
     return r
 
 
-def part_memory(work: Path, sizes: list[int], epochs: int) -> list[dict[str, Any]]:
-    rows = []
+def part_memory(work: Path, sizes: list[int], epochs: int, margin: int | None,
+                earlier: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each size's row; rows of sizes not measured now are kept from ``earlier``."""
+    rows = [r for r in earlier if r["side"] not in sizes]
+    extra = [] if margin is None else ["--tile-margin", str(margin)]
     for side in sizes:
         src = build_mosaic(work, side)
         out = work / f"mosaic_{side}.hsz"
-        enc = encode(src, out, epochs)
+        enc = encode(src, out, epochs, extra)
         dec = run_hsz(["decode", str(out), "-o", str(work / f"mosaic_{side}_dec.npy"),
                        "--overwrite", "-q"])
         row = {"side": side, "megapixels": side * side / 1e6,
+               "margin": 8 if margin is None else margin,
                "encode_s": enc["seconds"], "encode_rss_mb": enc["peak_rss_mb"],
                "decode_s": dec["seconds"], "decode_rss_mb": dec["peak_rss_mb"],
                "bytes": enc["bytes"], "bpppb": enc["bpppb"],
                "psnr_band_mean": enc["psnr_band_mean"], "sam_deg": enc["sam_deg"]}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda r: r["side"])
 
 
 def _border_psnr(original: np.ndarray, decoded: np.ndarray, near: np.ndarray
@@ -124,13 +130,13 @@ def _border_psnr(original: np.ndarray, decoded: np.ndarray, near: np.ndarray
     return float(np.mean(border)), float(np.mean(inner))
 
 
-def part_seams(work: Path, epochs: int, tile: int = 256, rate: float = 0.2
-               ) -> dict[str, Any]:
+def part_seams(work: Path, epochs: int, tile: int = 256, rate: float = 0.2,
+               margins: tuple[int, ...] = (0, 4, 8, 16)) -> dict[str, Any]:
     """Pixels within 2 of an inner tile border against the rest, tiled and untiled.
 
     The same pixels are scored in a file coded whole, so what the content does at those
     places (an edge, a texture) is taken out: the tiled file's border deficit beyond the
-    untiled one's is what the tiles cost there.
+    untiled one's is what the tiles cost there.  Each margin is one tiled file.
     """
     from hsz import api
 
@@ -142,15 +148,25 @@ def part_seams(work: Path, epochs: int, tile: int = 256, rate: float = 0.2
         near[edge - 2:edge + 2, :] = True
         near[:, edge - 2:edge + 2] = True
     row: dict[str, Any] = {"scene": "cave_balloons", "tile": tile, "rate": rate,
-                           "border_pixels": int(near.sum())}
-    for name, extra in (("untiled", []), ("tiled", ["--tile", str(tile)])):
+                           "iterations": epochs, "border_pixels": int(near.sum()),
+                           "tiled": []}
+    runs = [("untiled", None, [])] + [(f"tiled_m{m}", m, ["--tile", str(tile),
+                                                           "--tile-margin", str(m)])
+                                       for m in margins]
+    for name, margin, extra in runs:
         out = work / f"seams_{name}.hsz"
-        encode(src, out, epochs, ["--bpppb", str(rate), *extra])
+        r = encode(src, out, epochs, ["--bpppb", str(rate), *extra])
         border, inner = _border_psnr(original, api.decode(out).data, near)
-        row[name] = {"psnr_border": border, "psnr_interior": inner,
-                     "difference_db": inner - border}
-    row["seam_cost_db"] = row["tiled"]["difference_db"] - row["untiled"]["difference_db"]
-    print(json.dumps(row), flush=True)
+        entry = {"psnr_border": border, "psnr_interior": inner,
+                 "difference_db": inner - border, "bpppb": r["bpppb"],
+                 "psnr_band_mean": r["psnr_band_mean"], "encode_s": r["seconds"]}
+        if margin is None:
+            row["untiled"] = entry
+        else:
+            entry["margin"] = margin
+            entry["seam_cost_db"] = entry["difference_db"] - row["untiled"]["difference_db"]
+            row["tiled"].append(entry)
+        print(json.dumps({name: entry}), flush=True)
     return row
 
 
@@ -160,8 +176,10 @@ def part_tiling(work: Path, epochs: int, rates: list[float]) -> list[dict[str, A
     for rate in rates:
         for tile in (None, 256):
             extra = ["--bpppb", str(rate)] + ([] if tile is None else ["--tile", str(tile)])
+            # tiled rows use the default margin
             r = encode(src, work / "balloons.hsz", epochs, extra)
-            row = {"rate": rate, "tiles": 1 if tile is None else 4, "bpppb": r["bpppb"],
+            row = {"rate": rate, "tiles": 1 if tile is None else 4, "transform": "dwt",
+                   "bpppb": r["bpppb"],
                    "psnr_band_mean": r["psnr_band_mean"], "sam_deg": r["sam_deg"],
                    "encode_s": r["seconds"]}
             print(json.dumps(row), flush=True)
@@ -260,12 +278,19 @@ def report(results: dict[str, Any], path: Path) -> None:
              f"`--preset fast --epochs {results.get('epochs')}` (a fixed iteration count, "
              f"so time per tile is comparable), `--threads 1`, {RATE} bpppb.", ""]
     if results.get("memory"):
-        lines += ["## Memory and time against area", "",
-                  "| scene | tiles | encode s | encode peak RSS | decode s | decode peak RSS "
-                  "| bpppb | PSNR (band mean) | SAM |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["## Memory and time against area", ""]
+        if not all("margin" in r for r in results["memory"]):
+            lines += ["Rows without a margin were measured before the wavelet latents and "
+                      "tile margins (pyramid latents); rows with one, after.", ""]
+        lines += [
+                  "| scene | tiles | margin | encode s | encode peak RSS | decode s | decode "
+                  "peak RSS | bpppb | PSNR (band mean) | SAM |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in results["memory"]:
             tiles = max(1, (r["side"] // CELL) ** 2)
-            lines.append(f"| {r['side']}x{r['side']}x31 | {tiles} | {r['encode_s']:.0f} | "
+            margin = "-" if tiles == 1 else r.get("margin", 0)
+            lines.append(f"| {r['side']}x{r['side']}x31 | {tiles} | {margin} | "
+                         f"{r['encode_s']:.0f} | "
                          f"{r['encode_rss_mb']:.0f} MB | {r['decode_s']:.1f} | "
                          f"{r['decode_rss_mb']:.0f} MB | {r['bpppb']:.4f} | "
                          f"{r['psnr_band_mean']:.2f} dB | {r['sam_deg']:.2f} deg |")
@@ -274,19 +299,33 @@ def report(results: dict[str, Any], path: Path) -> None:
                   + ".  ![memory and time](results/scale.png)", ""]
     if results.get("seams"):
         s = results["seams"]
-        t, u = s["tiled"], s["untiled"]
+        u = s["untiled"]
         lines += ["## Seams", "",
-                  f"CAVE balloons at {s['rate']} bpppb ({3 * results.get('epochs', 0)} "
-                  f"iterations) in {s['tile']}-pixel tiles: the {s['border_pixels']:,d} "
-                  f"pixels within 2 of an inner tile border decode at {t['psnr_border']:.2f} "
-                  f"dB against {t['psnr_interior']:.2f} dB for the rest "
-                  f"({t['difference_db']:+.2f} dB).  Coded whole, the same pixels decode at "
-                  f"{u['psnr_border']:.2f} dB against {u['psnr_interior']:.2f} dB "
-                  f"({u['difference_db']:+.2f} dB), so the tile borders cost "
-                  f"{s['seam_cost_db']:+.2f} dB on the pixels beside them.", ""]
+                  f"CAVE balloons at {s['rate']} bpppb ({s['iterations']} "
+                  f"iterations) in {s['tile']}-pixel tiles, by tile margin: PSNR of the "
+                  f"{s['border_pixels']:,d} pixels within 2 of an inner tile border and of "
+                  "the rest.  Coded whole, the same pixels decode at "
+                  f"{u['psnr_border']:.2f} dB against {u['psnr_interior']:.2f} dB for the "
+                  f"rest ({u['difference_db']:+.2f} dB); the seam cost is the tiled file's "
+                  "border deficit beyond that.", "",
+                  "| file | bpppb | PSNR (band mean) | border PSNR | interior PSNR | "
+                  "border deficit | seam cost | encode s |",
+                  "|---|---|---|---|---|---|---|---|",
+                  f"| whole | {u['bpppb']:.4f} | {u['psnr_band_mean']:.2f} dB | "
+                  f"{u['psnr_border']:.2f} dB | {u['psnr_interior']:.2f} dB | "
+                  f"{u['difference_db']:+.2f} dB | - | {u['encode_s']:.0f} |"]
+        for t in s["tiled"]:
+            lines.append(f"| tiles, margin {t['margin']} | {t['bpppb']:.4f} | "
+                         f"{t['psnr_band_mean']:.2f} dB | {t['psnr_border']:.2f} dB | "
+                         f"{t['psnr_interior']:.2f} dB | {t['difference_db']:+.2f} dB | "
+                         f"{t['seam_cost_db']:+.2f} dB | {t['encode_s']:.0f} |")
+        lines.append("")
     if results.get("tiling"):
+        old = "" if all("transform" in r for r in results["tiling"]) else (
+            "  Measured before the wavelet latents and tile margins (pyramid latents, no "
+            "margin); not rerun since.")
         lines += ["## Tiled against untiled (CAVE balloons, 512x512x31, "
-                  f"{3 * results.get('epochs', 0)} iterations)", "",
+                  f"{3 * results.get('epochs', 0)} iterations)", "", old.strip(), "",
                   "| target bpppb | tiles | bpppb | PSNR (band mean) | SAM | encode s |",
                   "|---|---|---|---|---|---|"]
         for r in results["tiling"]:
@@ -325,6 +364,9 @@ def main() -> int:
     ap.add_argument("--parts", default="memory,seams,tiling,allocation,workers")
     ap.add_argument("--sizes", default="512,1024,2048")
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--margins", default="0,4,8,16", help="tile margins for the seams part")
+    ap.add_argument("--margin", type=int, default=None,
+                    help="tile margin for the memory part (default: hsz's)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/hsz_scale"))
     ap.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
     args = ap.parse_args()
@@ -332,17 +374,20 @@ def main() -> int:
     parts = args.parts.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results["epochs"] = args.epochs
+    if "memory" in parts or "allocation" in parts or "workers" in parts:
+        results["epochs"] = args.epochs  # what the tables of those parts say they used
 
     def save() -> None:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 
     if "memory" in parts:
-        results["memory"] = part_memory(args.work, sizes, args.epochs)
+        results["memory"] = part_memory(args.work, sizes, args.epochs, args.margin,
+                                        results.get("memory", []))
         save()
         plot(results["memory"], HERE / "results" / "scale.png")
     if "seams" in parts:
-        results["seams"] = part_seams(args.work, 3 * args.epochs)
+        results["seams"] = part_seams(args.work, 3 * args.epochs, margins=tuple(
+            int(m) for m in args.margins.split(",")))
         save()
     if "tiling" in parts:
         results["tiling"] = part_tiling(args.work, 3 * args.epochs, [0.1, 0.2])

@@ -19,9 +19,10 @@ difference method.
 Format 1.3 cases: tiled files (SPEC §4.7) made through ``hsz.api.encode_scene`` from a
 georeferenced Indian Pines crop with a nodata corner (``latent``, six tiles, the last
 column of tiles cut short) and from a float32 Samson crop (``hiner``, four tiles).
+Format 1.4 cases: the same two scenes with each tile coded over an 8-pixel margin.
 
 Run from the repository root with ``../shared/data`` beside it:
-``python format/make_golden.py [1.0|1.1|1.2|1.3]`` (default 1.0).
+``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4]`` (default 1.0).
 """
 
 from __future__ import annotations
@@ -146,8 +147,9 @@ def cases_1_2() -> dict[str, bytes]:
     return {"latent_ip_u16": latent, "hiner_samson_f64": hiner, "band_curves": curves}
 
 
-def cases_1_3() -> dict[str, bytes]:
-    """Format 1.3 files: tiled scenes, read from files as ``hsz encode`` reads them."""
+def cases_1_3(margin: int = 0) -> dict[str, bytes]:
+    """Format 1.3 files: tiled scenes, read from files as ``hsz encode`` reads them (1.4:
+    the same scenes with tiles coded over a margin)."""
     import tempfile
 
     from hsz import api, io
@@ -174,8 +176,15 @@ def cases_1_3() -> dict[str, bytes]:
             path = Path(tmp) / f"{name}.tif"
             io.write(cube, path)
             with io.open_scene(path) as scene:
-                out[name] = api.encode_scene(scene, tile=32, seed=0, **options).data
+                out[name] = api.encode_scene(scene, tile=32, seed=0, margin=margin,
+                                             **options).data
     return out
+
+
+def cases_1_4() -> dict[str, bytes]:
+    """Format 1.4 files: tiles coded over an 8-pixel margin."""
+    made = cases_1_3(margin=8)
+    return {name.replace("_tiled_", "_margin_"): buf for name, buf in made.items()}
 
 
 def Cube_(*args, **kwargs):  # noqa: N802 - imported late so that --help needs no hsz
@@ -220,8 +229,10 @@ def main(argv: list[str]) -> int:
         made = cases_1_2()
     elif version == "1.3":
         made = cases_1_3()
+    elif version == "1.4":
+        made = cases_1_4()
     else:
-        print(f"unknown version {version}; use 1.0 to 1.3", file=sys.stderr)
+        print(f"unknown version {version}; use 1.0 to 1.4", file=sys.stderr)
         return 2
     for name, buf in made.items():
         path = out / f"{name}.hsz"

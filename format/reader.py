@@ -8,7 +8,8 @@ their context network is evaluated here with numpy integers from the spec's rule
 symbol of every file is checked without hsz.  Format 1.2 band curves (``BNDS``, SPEC.md
 §4.6) are put back into the metadata and raw arrays, and methods 5-7 (§6.4) are undone.
 Format 1.3 tiled files (§4.7) are checked tile by tile: each ``TILE`` payload is read as a
-file of its own, its window checked against the grid the scene's tile size gives.
+file of its own, its window checked against the grid the scene's tile size gives.  Format
+1.4 tiles with a margin are checked against their window grown by the margin.
 
     python format/reader.py FILE.hsz            # print the info as JSON
     python format/reader.py --tensors FILE.hsz  # also decode and summarize every tensor/grid
@@ -268,13 +269,32 @@ def tile_windows(meta: dict[str, Any], count: int) -> list[list[int]]:
     return out
 
 
+def tile_margin(meta: dict[str, Any]) -> int:
+    """SPEC §4.7 (1.4): pixels each tile was coded beyond its window; 0 when absent."""
+    m = meta.get("tiles", {}).get("margin", 0)
+    if not (type(m) is int and 0 <= m <= 64):
+        raise ReaderError(f"tile margin {m!r} is not an integer in 0 ... 64")
+    return m
+
+
+def coded_windows(meta: dict[str, Any], count: int) -> list[list[int]]:
+    """SPEC §4.7: each tile's window grown by the margin on every side, inside the scene."""
+    m = tile_margin(meta)
+    rows, cols = meta["shape"][1], meta["shape"][2]
+    out = []
+    for r, c, h, w in tile_windows(meta, count):
+        top, left = max(0, r - m), max(0, c - m)
+        out.append([top, left, min(rows, r + h + m) - top, min(cols, c + w + m) - left])
+    return out
+
+
 def tiles(buf: bytes) -> list[tuple[list[int], bytes]]:
-    """(window, embedded file) of every tile of a tiled file, each window checked."""
+    """(coded window, embedded file) of every tile of a tiled file, each window checked."""
     c = parse_container(buf)
     found = [s for s in c["sections"] if s["type"] == "TILE"]
     if not found:
         return []
-    windows = tile_windows(read_meta(c), len(found))
+    windows = coded_windows(read_meta(c), len(found))
     out = []
     for w, s in zip(windows, found, strict=True):
         inner = parse_container(s["payload"])
@@ -333,8 +353,12 @@ def info(buf: bytes) -> dict[str, Any]:
     }
     if tiled:
         found = [s for s in c["sections"] if s["type"] == "TILE"]
-        out["tiles"] = [{"window": w, "offset": s["offset"], "length": s["length"]}
-                        for w, s in zip(tile_windows(meta, len(found)), found, strict=True)]
+        margin = tile_margin(meta)
+        out["tiles"] = [{"window": w, **({"coded": cw} if margin else {}),
+                         "offset": s["offset"], "length": s["length"]}
+                        for w, cw, s in zip(tile_windows(meta, len(found)),
+                                            coded_windows(meta, len(found)), found,
+                                            strict=True)]
     if "LATS" in by_type:
         out["grids"] = [g["info"] for g in parse_lats(by_type["LATS"]["payload"])]
     return out

@@ -261,22 +261,26 @@ def test_band_curves_round_trip_exactly(seed: int) -> None:
     assert reader.info(buf) == describe(buf)
 
 
-GOLDEN_1_3 = sorted((HERE / "v1.3").glob("*.hsz"))
+GOLDEN_TILED = sorted((HERE / "v1.3").glob("*.hsz")) + sorted((HERE / "v1.4").glob("*.hsz"))
 
 
-@pytest.mark.parametrize("path", GOLDEN_1_3, ids=[p.stem for p in GOLDEN_1_3])
-def test_golden_file_1_3(path: Path) -> None:
-    """Tiled files: the tile list, every tile's tensors and grids, and the scene."""
+@pytest.mark.parametrize("path", GOLDEN_TILED,
+                         ids=[f"{p.parent.name}-{p.stem}" for p in GOLDEN_TILED])
+def test_golden_tiled_file(path: Path) -> None:
+    """Tiled files (1.3) and tiles with a margin (1.4): the tile list, every tile's tensors
+    and grids, and the scene."""
     from hsz.codec.tiled import TiledFile
 
     buf = path.read_bytes()
     expected = json.loads(path.with_suffix(".info.json").read_text(encoding="utf-8"))
-    assert expected["format"] == "1.3" and len(expected["tiles"]) > 1
+    version = path.parent.name[1:]
+    assert expected["format"] == version and len(expected["tiles"]) > 1
+    assert all(("coded" in t) == (version == "1.4") for t in expected["tiles"])
     assert reader.info(buf) == expected
     assert describe(path) == expected
     theirs = reader.tiles(buf)
     ours = TiledFile(buf)
-    assert [w for w, _ in theirs] == [t["window"] for t in expected["tiles"]]
+    assert [w for w, _ in theirs] == [t.get("coded", t["window"]) for t in expected["tiles"]]
     saved = np.load(path.with_suffix(".grids.npz")) if path.with_suffix(
         ".grids.npz").exists() else {}
     for i, (_, tile) in enumerate(theirs):
@@ -302,3 +306,17 @@ def test_reader_refuses_a_tile_out_of_place() -> None:
         reader.tiles(swapped)
     with pytest.raises(reader.ReaderError, match="tiles"):
         reader.info(pack_tiled(f.meta, f.raw, tiles[:-1]))
+
+
+def test_reader_refuses_a_margin_the_tiles_were_not_coded_with() -> None:
+    from hsz.codec.tiled import TiledFile, pack_tiled
+
+    f = TiledFile((HERE / "v1.4" / "latent_margin_ip_u16.hsz").read_bytes())
+    tiles = [f.tile_bytes(i) for i in range(len(f.tiles))]
+    for margin in (0, 4):
+        meta = {**f.meta, "tiles": {**f.meta["tiles"], "margin": margin}}
+        with pytest.raises(reader.ReaderError, match="window"):
+            reader.tiles(pack_tiled(meta, f.raw, tiles))
+    with pytest.raises(reader.ReaderError, match="margin"):
+        reader.info(pack_tiled({**f.meta, "tiles": {**f.meta["tiles"], "margin": 65}},
+                               f.raw, tiles))

@@ -242,6 +242,7 @@ def encode_scene(
     device: str = "auto",
     seed: int = 0,
     tile: int | None = None,
+    margin: int | None = None,
     threads: int | None = None,
     runner: Runner | None = None,
     allocation: str = "rd",
@@ -251,9 +252,11 @@ def encode_scene(
     """Encode an opened scene, in tiles when it is larger than one fit should hold.
 
     The tile side is ``tile`` or the family's choice (:func:`hsz.tiles.grid_for`); a scene
-    that fits one tile is read whole and encoded exactly as :func:`encode` does.  Tiles
-    run on ``threads`` torch threads each (default 1, so that the bytes do not depend on
-    how many jobs share the machine) through ``runner`` (serial by default).
+    that fits one tile is read whole and encoded exactly as :func:`encode` does.  Each tile
+    is fitted with ``margin`` pixels around it (default: the family's ``tile_margin``) that
+    the decoder drops, so tile borders do not show.  Tiles run on ``threads`` torch
+    threads each (default 1, so that the bytes do not depend on how many jobs share the
+    machine) through ``runner`` (serial by default).
     """
     from hsz import tiling
     from hsz.parallel import fixed_threads
@@ -262,9 +265,11 @@ def encode_scene(
     family, preset = _family_and_preset(model, preset)
     bands, rows, cols = scene.shape
     try:
-        grid = grid_for(bands, rows, cols, tile=tile, tile_values=family.tile_values)
+        grid = grid_for(bands, rows, cols, tile=tile, tile_values=family.tile_values,
+                        margin=family.tile_margin if margin is None else int(margin))
     except ValueError as exc:
-        raise UsageError(str(exc), option="tile") from None
+        raise UsageError(str(exc), option="tile-margin" if "margin" in str(exc) else "tile"
+                         ) from None
     if not grid.tiled:
         with fixed_threads(threads):
             return encode(scene.read_all(), bpppb=bpppb, size=size, ratio=ratio,
@@ -427,14 +432,14 @@ def decode_blocks(
     than memory.  An untiled file reports progress per band, a tiled one per tile.
     """
     tiles = list(arc.touching(region))
-    for n, (index, tile_window) in enumerate(tiles):
+    for n, (index, tile_window, coded) in enumerate(tiles):
         opened = arc.tile(index)
         block = render_tile(opened, query, out_dtype, device=device,
                              progress=None if arc.tiled else progress)
         inside = tile_window.intersect(region)
         assert inside is not None
         yield inside.relative_to(region), block[(slice(None),
-                                                 *inside.relative_to(tile_window).slices())]
+                                                 *inside.relative_to(coded).slices())]
         if arc.tiled and progress is not None:
             progress({"tile": n + 1, "tiles": len(tiles)})
 

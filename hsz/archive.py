@@ -4,7 +4,8 @@ Decoding reads through :class:`Archive`: an untiled file is one tile covering th
 tiled one a grid of them.  Each tile opens into the same :class:`hsz.api.Decoded` an untiled
 file gives, with the scene's band scales and coordinates and the tile's own model and mask,
 so rendering, resampling and denormalizing are one code path for both.  Only the tiles a
-requested window touches are read (:attr:`Archive.reads` counts them).
+requested window touches are read (:attr:`Archive.reads` counts them).  A tile coded with
+a margin (format 1.4) opens over its coded window; the decoder keeps its window.
 """
 
 from __future__ import annotations
@@ -102,10 +103,11 @@ class Archive:
         return self._single.version
 
     def tile(self, index: int) -> Any:
-        """Tile ``index`` opened for rendering (a :class:`hsz.api.Decoded`)."""
+        """Tile ``index`` opened for rendering (a :class:`hsz.api.Decoded`) over the pixels
+        it was coded for, :meth:`TileGrid.coded`: its window and any margin."""
         from hsz.api import Decoded
 
-        window = self.grid.window(index)
+        window = self.grid.coded(index)
         self.reads += 1
         if self._tiled is None:
             u = self._single
@@ -152,7 +154,8 @@ class Archive:
             raise UsageError("the box does not overlap the scene", option="bbox")
         return Window(r0, c0, r1 - r0, c1 - c0)
 
-    def touching(self, region: Window) -> Iterator[tuple[int, Window]]:
-        """(tile index, tile window) of every tile that holds pixels of ``region``."""
+    def touching(self, region: Window) -> Iterator[tuple[int, Window, Window]]:
+        """(tile index, tile window, coded window) of every tile that holds pixels of
+        ``region``; a decoder renders the coded window and keeps the tile window."""
         for i in self.grid.touching(region):
-            yield i, self.grid.window(i)
+            yield i, self.grid.window(i), self.grid.coded(i)

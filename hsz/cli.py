@@ -289,6 +289,10 @@ def scale_options(f: F) -> F:
                      help="Side of the square tiles a large scene is coded in (default: "
                           "chosen from the scene and the model; a scene that fits one tile "
                           "is not tiled)."),
+        click.option("--tile-margin", "tile_margin", type=click.IntRange(0, 64), default=None,
+                     metavar="PIXELS",
+                     help="Pixels each tile is fitted beyond its edges and the decoder drops, "
+                          "so tile borders do not show (default: the model's, 8 for both)."),
         click.option("--workers", type=int, default=1, show_default=True,
                      callback=_positive,
                      help="Tiles (or files) encoded at once, each in its own process."),
@@ -335,8 +339,8 @@ def scale_options(f: F) -> F:
 def encode(
     inputs: tuple[Path, ...], output: Path | None, bpppb: float | None, size_bytes: int | None,
     ratio: float | None, model_id: str | None, preset: str | None, epochs: int | None,
-    seed: int, device: str | None, tile: int | None, workers: int, threads: int | None,
-    backend: str, scheduler: str | None,
+    seed: int, device: str | None, tile: int | None, tile_margin: int | None, workers: int,
+    threads: int | None, backend: str, scheduler: str | None,
     fmt: str | None, var: str | None, layout: str | None, in_wavelengths: str | None,
     nodata: float | None, overwrite: bool, as_json: bool,
 ) -> None:
@@ -357,7 +361,7 @@ def encode(
     read = {"format": fmt, "var": var, "layout": layout, "wavelengths": wl, "nodata": nodata}
     options = {"bpppb": bpppb, "size": size_bytes, "ratio": ratio, "model": model_id,
                "preset": preset, "epochs": epochs, "device": device or "auto", "seed": seed,
-               "tile": tile, "threads": threads}
+               "tile": tile, "margin": tile_margin, "threads": threads}
     if len(inputs) > 1 or (output is not None and output.is_dir()):
         _encode_batch(inputs, output, read, options, runner, overwrite, as_json)
         return

@@ -151,8 +151,10 @@ def render_info(d: dict[str, Any]) -> Group:
     if tiles:  # format 1.3: the model lives in each tile
         sizes = [int(t.get("length", 0)) for t in tiles]
         first = tiles[0].get("window", [0, 0, 0, 0])
-        row("tiles", f"{len(tiles)} of {first[2]}x{first[3]} pixels, "
-                     f"{_fmt_bytes(min(sizes))} to {_fmt_bytes(max(sizes))} each")
+        margin = (d.get("meta", {}).get("tiles") or {}).get("margin", 0)
+        row("tiles", f"{len(tiles)} of {first[2]}x{first[3]} pixels"
+                     + (f", each coded over a margin of {margin} pixels" if margin else "")
+                     + f", {_fmt_bytes(min(sizes))} to {_fmt_bytes(max(sizes))} each")
     else:
         row("parameters", stored)
     # Right under the header they qualify, before the section and tensor lists.

@@ -7,6 +7,12 @@ wants a few pixels can tell which tiles hold them without reading any tile.
 
 The tile size is chosen from the number of values one fit may hold (a family's
 ``tile_values``): peak memory during a fit grows with the tile, never with the scene.
+
+Tiles may be coded with a *margin* (format 1.4): each tile's model is fitted to its window
+grown by ``margin`` pixels on every side (clipped to the scene) but scored only on the
+window itself, and a decoder keeps only the window.  A model is at its worst at the edge
+of what it was fitted to; the margin moves that edge away from the pixels that are kept,
+so tile borders do not show, while every pixel is still decoded from exactly one tile.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ MIN_TILE = 32
 
 #: Most tiles one file may hold (each is a section, and SPEC §3.4 caps those at 1024).
 MAX_TILES = 1000
+
+#: The widest margin a file may declare (SPEC §4.7): wider ones only spend rate.
+MAX_MARGIN = 64
 
 
 @dataclass(frozen=True, order=True)
@@ -73,16 +82,21 @@ class Window:
 
 @dataclass(frozen=True)
 class TileGrid:
-    """A scene of ``rows`` x ``cols`` pixels cut into tiles of ``tile_rows`` x ``tile_cols``."""
+    """A scene of ``rows`` x ``cols`` pixels cut into tiles of ``tile_rows`` x ``tile_cols``,
+    each coded with ``margin`` extra pixels around it."""
 
     rows: int
     cols: int
     tile_rows: int
     tile_cols: int
+    margin: int = 0
 
     def __post_init__(self) -> None:
         if min(self.rows, self.cols, self.tile_rows, self.tile_cols) < 1:
             raise ValueError(f"a tile grid needs positive sizes: {self}")
+        if not 0 <= self.margin <= MAX_MARGIN:
+            raise ValueError(f"a tile margin must lie in 0 ... {MAX_MARGIN}, not "
+                             f"{self.margin}")
 
     @property
     def grid_rows(self) -> int:
@@ -113,6 +127,15 @@ class TileGrid:
         for i in range(self.count):
             yield self.window(i)
 
+    def coded(self, index: int) -> Window:
+        """The pixels tile ``index`` is fitted to: its window grown by the margin on every
+        side, clipped to the scene (the window itself when the margin is 0)."""
+        w = self.window(index)
+        m = self.margin
+        row, col = max(0, w.row - m), max(0, w.col - m)
+        bottom, right = min(self.rows, w.bottom + m), min(self.cols, w.right + m)
+        return Window(row, col, bottom - row, right - col)
+
     def touching(self, region: Window) -> list[int]:
         """Indices of the tiles that hold at least one pixel of ``region``, in file order."""
         r0, c0 = region.row // self.tile_rows, region.col // self.tile_cols
@@ -139,13 +162,16 @@ def auto_tile(bands: int, rows: int, cols: int, tile_values: int) -> int:
     return side
 
 
-def grid_for(bands: int, rows: int, cols: int, *, tile: int | None, tile_values: int
-             ) -> TileGrid:
+def grid_for(bands: int, rows: int, cols: int, *, tile: int | None, tile_values: int,
+             margin: int = 0) -> TileGrid:
     """The grid an encode uses: the user's tile side, else :func:`auto_tile`'s."""
     side = auto_tile(bands, rows, cols, tile_values) if tile is None else int(tile)
     if tile is not None and side < MIN_TILE:
         raise ValueError(f"a tile side of {side} is too small; use at least {MIN_TILE}")
-    grid = TileGrid(rows, cols, min(side, rows), min(side, cols))
+    if not 0 <= margin <= min(MAX_MARGIN, side // 2):
+        raise ValueError(f"a tile margin of {margin} does not suit {side}-pixel tiles; use "
+                         f"0 ... {min(MAX_MARGIN, side // 2)}")
+    grid = TileGrid(rows, cols, min(side, rows), min(side, cols), margin)
     if grid.count > MAX_TILES:
         raise ValueError(f"tiles of {side} pixels cut this {rows}x{cols} scene into "
                          f"{grid.count} tiles, more than a file may hold ({MAX_TILES}); "

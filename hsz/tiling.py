@@ -12,6 +12,9 @@ The scene is read three times, a tile at a time, so memory follows the tile:
 
 A tile is an ``.hsz`` file of its own (format 1.3, SPEC §4.7) whose metadata holds only
 its window and model; the scene's metadata, band curves and band scales are stored once.
+With a margin (format 1.4) a tile's file covers its coded window (:meth:`TileGrid.coded`):
+the fit sees the margin's pixels but is scored on the tile's own, so the margin's latents
+are spent only where they help the pixels a decoder keeps.
 """
 
 from __future__ import annotations
@@ -61,11 +64,14 @@ class TileSettings:
 
 @dataclass(frozen=True)
 class TileJob:
-    """One tile to fit: where to read it, and the bytes its embedded file may take."""
+    """One tile to fit: where to read it, and the bytes its embedded file may take.
+
+    ``coded`` is the window grown by the grid's margin: what is read and fitted."""
 
     spec: SceneSpec
     index: int
     window: Window
+    coded: Window
     budget: int
     settings: TileSettings
 
@@ -138,7 +144,7 @@ def _encode_tile(job: TileJob) -> TileResult:
     start = time.perf_counter()
     st = job.settings
     with job.spec.open() as scene:
-        cube = scene.window(job.window)
+        cube = scene.window(job.coded)
     mask = cube.valid_mask()
     if mask is not None and mask.all():
         mask = None
@@ -146,24 +152,31 @@ def _encode_tile(job: TileJob) -> TileResult:
     target = normalize(cube, scale, mask)
     family = _family(st.model, UsageError)
     raw = mask_arrays(mask)
-    plan = rate.plan(cube.shape, job.budget, tile_meta(job.window), raw, model=family.id)
+    # The fit is scored on the tile's own pixels: the margin only lends them support.
+    keep = job.window.relative_to(job.coded).slices()
+    scored = None
+    if job.coded != job.window:
+        scored = np.zeros(cube.shape[1:], dtype=bool)
+        scored[keep] = True
+    plan = rate.plan(cube.shape, job.budget, tile_meta(job.coded), raw, model=family.id)
     fitted = family.fit(FitJob(
         target=target, coords=np.asarray(st.coords), config=plan.config,
-        budget=plan.payload_bytes, mask=mask, preset=st.preset, epochs=st.epochs,
+        budget=plan.payload_bytes, mask=mask, scored=scored, preset=st.preset, epochs=st.epochs,
         device=st.device, seed=st.seed, progress=None,
     ))
     model = {"id": family.id, "config": family.config_to_json(fitted.config)}
-    meta = tile_meta(job.window, model)
+    meta = tile_meta(job.coded, model)
     payload = family.land(fitted, lambda p: _pack(meta, p, raw), job.budget)
     data = _pack(meta, payload, raw)
-    # Measure what a decoder will produce, through the decoder's own code path.
+    # Measure what a decoder will keep, through the decoder's own code path.
     acc = metrics.QualityAccumulator(cube.bands)
     scene_meta = {"shape": list(cube.shape), "dtype": st.dtype, "model": model,
                   "coords": meta_mod.coords_meta(cube.wavelengths, cube.bands)}
-    opened = open_tile(codec.unpack(data), scene_meta, job.window, scale,
+    opened = open_tile(codec.unpack(data), scene_meta, job.coded, scale,
                        np.asarray(st.coords))
-    acc.add(cube.data, render_tile(opened, None, cube.dtype, device="cpu", progress=None),
-            mask)
+    decoded = render_tile(opened, None, cube.dtype, device="cpu", progress=None)
+    acc.add(cube.data[(slice(None), *keep)], decoded[(slice(None), *keep)],
+            None if mask is None else mask[keep])
     return TileResult(job.index, data, acc, fitted.iterations, float(fitted.fit_psnr),
                       fitted.device, time.perf_counter() - start)
 
@@ -184,8 +197,8 @@ def survey(scene: Scene, grid: TileGrid, *, profiles: bool = True) -> Survey:
     lows, highs = np.full(bands, np.inf), np.full(bands, -np.inf)
     vmin, vmax = np.inf, -np.inf
     masks = []
-    for w in grid.windows():
-        cube = scene.window(w)
+    for i in range(grid.count):
+        cube = scene.window(grid.coded(i))
         mask = cube.valid_mask()
         lo, hi = band_extremes(cube, mask)
         lows, highs = np.minimum(lows, lo), np.maximum(highs, hi)
@@ -235,11 +248,14 @@ def encode_tiled(
     meta = meta_mod.encode_meta(header, hsz_version=__version__, preset=preset, seed=seed)
     meta["value_range"] = [found.value_range[0], found.value_range[1]]
     meta["tiles"] = {"size": [grid.tile_rows, grid.tile_cols]}
+    if grid.margin:
+        meta["tiles"]["margin"] = grid.margin
     meta["model"] = {"id": model, "config": None}
     raw = {"band_low": found.scale.low, "band_high": found.scale.high}
     outer = outer_bytes(meta, raw, grid.count)
     windows = list(grid.windows())
-    fixed = [smallest_tile_bytes(model, bands, w, m) for w, m in zip(windows, found.masks,
+    coded = [grid.coded(i) for i in range(grid.count)]
+    fixed = [smallest_tile_bytes(model, bands, w, m) for w, m in zip(coded, found.masks,
                                                                     strict=True)]
     spare_total = budget - outer - rate.FIGURES_MARGIN
     try:
@@ -265,8 +281,8 @@ def encode_tiled(
         high=tuple(float(v) for v in found.scale.high.astype(np.float64)),
         dtype=header.dtype.name,
     )
-    jobs = [TileJob(scene.spec, i, w, b, settings)
-            for i, (w, b) in enumerate(zip(windows, budgets, strict=True))]
+    jobs = [TileJob(scene.spec, i, w, c, b, settings)
+            for i, (w, c, b) in enumerate(zip(windows, coded, budgets, strict=True))]
     done_count = [0]
 
     def done(_i: int, _r: TileResult) -> None:

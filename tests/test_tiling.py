@@ -1,4 +1,5 @@
-"""Tiled files (format 1.3): encode tile by tile, decode a window, run jobs anywhere."""
+"""Tiled files (format 1.3, margins 1.4): encode tile by tile, decode a window, run jobs
+anywhere."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hsz import allocate, api, io, metrics
+from hsz import allocate, api, codec, io, metrics
 from hsz.archive import Archive
 from hsz.cli import cli
 from hsz.codec.container import ENTRY, HEADER, read_container
@@ -58,13 +59,31 @@ def test_grid_places_tiles_row_major_and_cuts_the_last_ones() -> None:
     assert grid_for(31, 100, 100, tile=None, tile_values=1 << 23).count == 1
 
 
+def test_a_margin_grows_each_tile_inside_the_scene_only() -> None:
+    grid = TileGrid(64, 56, 32, 32, margin=8)
+    assert grid.window(0) == Window(0, 0, 32, 32)
+    assert grid.coded(0) == Window(0, 0, 40, 40)
+    assert grid.coded(3) == Window(24, 24, 40, 32)
+    assert TileGrid(64, 56, 32, 32).coded(3) == grid.window(3)
+    with pytest.raises(ValueError, match="margin"):
+        grid_for(31, 1000, 1000, tile=64, tile_values=1 << 23, margin=40)
+
+
 def test_tiled_file_round_trips_with_its_metadata(mosaic: Path, encoded: tuple[Path, bytes]
                                                  ) -> None:
     path, data = encoded
     original = io.read(mosaic)
     budget = api.target_bytes(original.shape, bpppb=SETTINGS["bpppb"])
     assert len(data) <= budget
-    assert read_container(data).version == (1, 3)
+    assert read_container(data).version == (1, 4)  # tiles with a margin
+    # Each tile's own file covers its window grown by the margin, inside the scene.
+    f = TiledFile(data)
+    grid = TileGrid(*original.shape[1:], TILE, TILE, margin=8)
+    assert f.meta["tiles"] == {"size": [TILE, TILE], "margin": 8}
+    for i in range(4):
+        inner = read_container(f.tile_bytes(i))
+        assert inner.version[0] == 1
+        assert codec.unpack(f.tile_bytes(i)).meta["window"] == grid.coded(i).as_list()
     decoded = api.decode(path)
     assert decoded.shape == original.shape and decoded.dtype == original.dtype
     assert decoded.transform == original.transform and decoded.crs == original.crs
@@ -126,6 +145,21 @@ def test_tiles_in_the_wrong_place_or_number_are_refused(encoded: tuple[Path, byt
         api.decode(pack_tiled(meta, raw, tiles[:3]))
     with pytest.raises(FormatError, match="tile size"):
         api.decode(pack_tiled({**meta, "tiles": {"size": [0, 32]}}, raw, tiles))
+    # A margin other than the one the tiles were coded with puts them in the wrong place.
+    with pytest.raises(FormatError, match="covers"):
+        api.decode(pack_tiled({**meta, "tiles": {"size": [TILE, TILE]}}, raw, tiles))
+    for bad in (65, -1, 2.5, True):
+        with pytest.raises(FormatError, match="margin"):
+            api.decode(pack_tiled({**meta, "tiles": {"size": [TILE, TILE], "margin": bad}},
+                                  raw, tiles))
+
+
+def test_without_a_margin_a_tiled_file_stays_format_1_3(mosaic: Path) -> None:
+    with io.open_scene(mosaic) as scene:
+        result = api.encode_scene(scene, **{**SETTINGS, "epochs": 1}, margin=0)
+    assert read_container(result.data).version == (1, 3)
+    assert "margin" not in TiledFile(result.data).meta["tiles"]
+    assert api.decode(result.data).shape == io.read(mosaic).shape
 
 
 def test_damage_inside_a_tile_is_a_format_error(encoded: tuple[Path, bytes]) -> None:

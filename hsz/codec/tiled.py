@@ -34,8 +34,9 @@ from hsz.codec.pack import _raw_section, merge_bands, meta_json, parse_meta, par
 from hsz.codec.tilegrid import describe_tiles, tile_grid
 from hsz.errors import FormatError
 
-#: Minor version of a tiled file.
+#: Minor version of a tiled file, and of one whose tiles have a margin (SPEC §4.7).
 TILED_MINOR = 3
+MARGIN_MINOR = 4
 #: Sections of the outer file read when it is opened (never the tiles).
 OUTER = ("META", "BNDS", "RAWA")
 
@@ -50,7 +51,9 @@ def pack_tiled(meta: Mapping[str, Any], raw: Mapping[str, np.ndarray],
     if raw_rest:
         sections.append(("RAWA", FLAG_CRITICAL, _raw_section(raw_rest)))
     sections += [("TILE", FLAG_CRITICAL, t) for t in tiles]
-    return write_container(sections, minor=TILED_MINOR)
+    entry = meta.get("tiles")
+    margin = entry.get("margin", 0) if isinstance(entry, Mapping) else 0
+    return write_container(sections, minor=MARGIN_MINOR if margin else TILED_MINOR)
 
 
 def outer_bytes(meta: Mapping[str, Any], raw: Mapping[str, np.ndarray], tiles: int) -> int:
@@ -58,8 +61,8 @@ def outer_bytes(meta: Mapping[str, Any], raw: Mapping[str, np.ndarray], tiles: i
     return len(pack_tiled(meta, raw, [b""] * tiles))
 
 
-__all__ = ["OUTER", "TILED_MINOR", "TiledFile", "describe_tiles", "is_tiled", "outer_bytes",
-           "pack_tiled", "tile_grid"]
+__all__ = ["MARGIN_MINOR", "OUTER", "TILED_MINOR", "TiledFile", "describe_tiles", "is_tiled",
+           "outer_bytes", "pack_tiled", "tile_grid"]
 
 
 def is_tiled(container: Container) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 from hsz.codec.binio import DAMAGED
 from hsz.codec.container import Container
 from hsz.errors import FormatError
-from hsz.tiles import TileGrid
+from hsz.tiles import MAX_MARGIN, TileGrid
 
 
 def tile_grid(meta: dict[str, Any]) -> TileGrid | None:
@@ -28,11 +28,17 @@ def tile_grid(meta: dict[str, Any]) -> TileGrid | None:
         raise FormatError(f"metadata tiles must give the tile size as two positive integers; "
                           f"{DAMAGED}")
     rows, cols = shape[1], shape[2]
-    return TileGrid(rows, cols, min(size[0], rows), min(size[1], cols))
+    margin = entry.get("margin", 0)
+    if not (isinstance(margin, int) and not isinstance(margin, bool)
+            and 0 <= margin <= MAX_MARGIN):
+        raise FormatError(f"metadata tiles give a margin of {margin!r}; it must be an integer "
+                          f"in 0 ... {MAX_MARGIN}; {DAMAGED}")
+    return TileGrid(rows, cols, min(size[0], rows), min(size[1], cols), margin)
 
 
 def describe_tiles(container: Container, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each tile's window and where its bytes are, from the table (no tile is read)."""
+    """Each tile's window (and the window it was coded over, when tiles have a margin)
+    and where its bytes are, from the table (no tile is read)."""
     grid = tile_grid(meta)
     sections = container.every("TILE")
     if grid is None:
@@ -41,5 +47,10 @@ def describe_tiles(container: Container, meta: dict[str, Any]) -> list[dict[str,
     if grid.count != len(sections):
         raise FormatError(f"the metadata's tile size makes {grid.count} tiles but the file "
                           f"holds {len(sections)}; {DAMAGED}")
-    return [{"window": grid.window(i).as_list(), "offset": s.offset, "length": s.length}
-            for i, s in enumerate(sections)]
+    out = []
+    for i, s in enumerate(sections):
+        entry: dict[str, Any] = {"window": grid.window(i).as_list()}
+        if grid.margin:
+            entry["coded"] = grid.coded(i).as_list()
+        out.append({**entry, "offset": s.offset, "length": s.length})
+    return out

@@ -34,6 +34,8 @@ class FitJob:
     ``target`` is (bands, H, W) float32 in [0, 1] with nodata zeroed, ``coords`` the network
     coordinate of each band (:func:`hsz.spectral.band_coordinates`), ``mask`` the valid
     pixels (None when all are), ``budget`` the bytes the family's payload may take.
+    ``scored`` (None: every valid pixel) limits the loss to some valid pixels while the
+    others still inform the fit: a tile's margin is real data that a decoder drops.
     """
 
     target: np.ndarray
@@ -41,6 +43,7 @@ class FitJob:
     config: Any
     budget: int
     mask: np.ndarray | None = None
+    scored: np.ndarray | None = None
     preset: str | None = None
     epochs: int | None = None
     device: str = "auto"
@@ -61,6 +64,14 @@ class Fitted:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def loss_mask(job: FitJob) -> np.ndarray | None:
+    """The pixels a fit's loss counts: valid and scored (None when that is all of them)."""
+    if job.scored is None:
+        return job.mask
+    out = np.asarray(job.scored, dtype=bool)
+    return out if job.mask is None else out & np.asarray(job.mask, dtype=bool)
+
+
 class ModelFamily(ABC):
     """One model family.  Subclasses set the class attributes and implement the methods.
 
@@ -77,6 +88,9 @@ class ModelFamily(ABC):
     #: tiles of at most this many, so a fit's memory is bounded (about 1 GB at this size
     #: for the built-in families on CPU).
     tile_values: int = 1 << 23
+    #: Pixels each tile is fitted beyond its edges and the decoder drops (SPEC §4.7), so
+    #: that the model's weak edge falls outside the kept pixels.
+    tile_margin: int = 8
 
     # -- configuration (torch-free) ------------------------------------------------------
 

@@ -16,7 +16,7 @@ import numpy as np
 from hsz.codec.payload import Payload, Stored
 from hsz.model import hiner_schedule
 from hsz.model.arch import BudgetTooSmall, HinerConfig, param_counts, size_for_budget
-from hsz.model.family import FitJob, Fitted, ModelFamily, Packer
+from hsz.model.family import FitJob, Fitted, ModelFamily, Packer, loss_mask
 
 #: Coded bits per stored value at 8-bit quantization, measured on fitted HINER networks for
 #: Indian Pines (6.2-6.9 from 0.05 to 1 bpppb; examples/results/rate.jsonl); used only to
@@ -138,7 +138,7 @@ class HinerFamily(ModelFamily):
         from hsz.model.fit import fit
 
         result = fit(
-            job.target, job.coords, job.config, mask=job.mask, epochs=job.epochs,
+            job.target, job.coords, job.config, mask=loss_mask(job), epochs=job.epochs,
             preset=self.check_preset(job.preset), device=job.device, seed=job.seed,
             progress=job.progress,
         )

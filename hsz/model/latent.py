@@ -6,8 +6,11 @@ The basis is stored at ``knots`` evenly spaced band positions and interpolated l
 between them (spectra are smooth, and a full 200-band basis would be a quarter of a small
 scene's budget at low rates); with ``knots == bands`` it is stored whole.
 
-The K coefficient maps S are a pyramid of integer latent grids q_l (full resolution, then
-halving), each scaled by a per-(level, component) step and upsampled bilinearly.  The
+The K coefficient maps S are built from integer latent grids q_l, each scaled by a
+per-(level, component) step: with ``transform="dwt"`` (what the encoder writes) the grids are
+the CDF 9/7 wavelet subbands of the maps (:mod:`hsz.model.wavelet`); with ``"pyramid"``
+(files written before it) a Laplacian pyramid, full resolution then halving, upsampled
+bilinearly.  The
 latents are trained against the rate their own entropy model gives them (loss D + λ·R) and
 stored as format 1.1 grids, coded under a small context network that the codec evaluates in
 integer arithmetic (:mod:`hsz.codec.context`), so the probabilities that decide every symbol
@@ -32,11 +35,16 @@ import numpy as np
 from hsz.codec.context import IntNet, inputs
 from hsz.codec.payload import Grid, Payload, Stored
 from hsz.errors import RateError
+from hsz.model import wavelet
 from hsz.model.family import FitJob, Fitted, ModelFamily, Packer
 
 _MAX_SIDE = 1 << 16
 _MAX_BANDS = 1 << 16
 _MAX_LATENTS = 400_000_000
+#: How the latent grids make the coefficient maps (see the module docstring).
+TRANSFORMS = ("pyramid", "dwt")
+#: What new files use.
+DEFAULT_TRANSFORM = "dwt"
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class LatentConfig:
     hidden: int = 8
     grid_bits: int = 12
     knots: int = 0  # 0 means one per band
+    transform: str = "pyramid"  # "pyramid" or "dwt"; absent in files older than "dwt"
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("bands", 1, _MAX_BANDS), ("height", 1, _MAX_SIDE),
@@ -66,16 +75,43 @@ class LatentConfig:
                 self.knots == 0 or 2 <= self.knots <= self.bands):
             raise ValueError(f"latent config: knots must be 0 or in 2..{self.bands}, "
                              f"got {self.knots!r}")
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"latent config: transform must be one of {TRANSFORMS}, got "
+                             f"{self.transform!r}")
         if self.latent_values() > _MAX_LATENTS:
             raise ValueError("latent config: too many latent values")
 
+    @property
+    def depth(self) -> int:
+        """Wavelet levels of a ``dwt`` config: every grid but the low band is one level."""
+        return self.levels - 1
+
     def sizes(self) -> list[tuple[int, int]]:
-        """Rows and cols of each level, finest first (each half the previous, rounded up)."""
+        """Rows and cols of each grid, finest first.
+
+        Pyramid: each level half the previous, rounded up.  Wavelet: the maps extended to
+        multiples of 2^depth, then each level's subbands half the previous; the last grid
+        (the low band) has the size of the coarsest details.
+        """
+        if self.transform == "dwt":
+            hp, wp = wavelet.padded(self.height, self.depth), wavelet.padded(self.width,
+                                                                               self.depth)
+            out = [(hp >> (j + 1), wp >> (j + 1)) for j in range(self.depth)]
+            return out + [(hp >> self.depth, wp >> self.depth)]
         out, h, w = [], self.height, self.width
         for _ in range(self.levels):
             out.append((h, w))
             h, w = (h + 1) // 2, (w + 1) // 2
         return out
+
+    def channels(self, level: int) -> int:
+        """Channels of grid ``level``: a wavelet detail grid holds three subbands per
+        component."""
+        return 3 * self.k if self.transform == "dwt" and level < self.depth else self.k
+
+    @property
+    def max_channels(self) -> int:
+        return max(self.channels(lvl) for lvl in range(self.levels))
 
     @property
     def basis_rows(self) -> int:
@@ -83,10 +119,13 @@ class LatentConfig:
         return self.knots or self.bands
 
     def latent_values(self) -> int:
-        return self.k * sum(h * w for h, w in self.sizes())
+        return sum(self.channels(lvl) * h * w for lvl, (h, w) in enumerate(self.sizes()))
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.transform == "pyramid":  # as written before "dwt" existed
+            del out["transform"]
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> LatentConfig:
@@ -112,8 +151,8 @@ def default_levels(height: int, width: int) -> int:
 def network_bytes(config: LatentConfig) -> float:
     """Bytes of the context network, the per-grid biases and the grid headers."""
     hid, n_levels = config.hidden, config.levels
-    return (2 * (inputs() * hid + hid * 2) + 4 * (hid + 2) + 4 * n_levels * config.k
-            + 40 * n_levels)
+    channels = sum(config.channels(lvl) for lvl in range(n_levels))
+    return 2 * (inputs() * hid + hid * 2) + 4 * (hid + 2) + 4 * channels + 40 * n_levels
 
 
 def fixed_bytes(config: LatentConfig) -> float:
@@ -175,10 +214,24 @@ def _upsample_matrix(n_in: int, n_out: int) -> np.ndarray:
     return m
 
 
+def step_per_channel(config: LatentConfig, level: int, values: Any) -> Any:
+    """A level's per-component values (steps, scales) repeated for each of its channels."""
+    if config.channels(level) == config.k:
+        return values
+    return values.repeat(3, 0) if isinstance(values, np.ndarray) else \
+        values.repeat_interleave(3, 0)
+
+
 def coefficient_maps(config: LatentConfig, levels: list[np.ndarray],
                      log2_step: np.ndarray) -> np.ndarray:
-    """S (K, H, W) float64: every level scaled by its steps and upsampled to full size."""
+    """S (K, H, W) float64: every level scaled by its steps, then synthesized (wavelet) or
+    upsampled to full size and summed (pyramid)."""
     h, w = config.height, config.width
+    if config.transform == "dwt":
+        scaled = [lv.astype(np.float64) * np.exp2(step_per_channel(
+            config, lvl, np.asarray(steps, np.float64)))[:, None, None]
+            for lvl, (lv, steps) in enumerate(zip(levels, log2_step, strict=True))]
+        return np.ascontiguousarray(wavelet.synthesize(scaled, np)[:, :h, :w])
     out = np.zeros((config.k, h, w), dtype=np.float64)
     for lv, (lh, lw), steps in zip(levels, config.sizes(), log2_step, strict=True):
         scaled = lv.astype(np.float64) * np.exp2(steps.astype(np.float64))[:, None, None]
@@ -197,8 +250,9 @@ def _check_stored(config: LatentConfig, stored: Stored) -> list[np.ndarray]:
     levels = []
     for lvl, (lh, lw) in enumerate(config.sizes()):
         g = stored.grids.get(level_name(lvl))
-        if g is None or g.shape != (config.k, lh, lw):
-            raise ValueError(f"grid {level_name(lvl)} is missing or not {config.k}x{lh}x{lw}")
+        c = config.channels(lvl)
+        if g is None or g.shape != (c, lh, lw):
+            raise ValueError(f"grid {level_name(lvl)} is missing or not {c}x{lh}x{lw}")
         levels.append(g)
     return levels
 
@@ -233,7 +287,8 @@ def _grids(config: LatentConfig, levels: list[np.ndarray], net: dict[str, np.nda
     grids: dict[str, Grid] = {}
     first: str | None = None
     for lvl in reversed(range(config.levels)):
-        bias = np.stack([np.zeros(config.k), net["scale_bias"][lvl] - shift], axis=1)
+        c = config.channels(lvl)
+        bias = np.stack([np.zeros(c), net["scale_bias"][lvl][:c] - shift], axis=1)
         intnet = IntNet.from_float([net["w1"], net["w2"]], [net["b1"], net["b2"]], bias)
         name = level_name(lvl)
         guide = level_name(lvl + 1) if lvl + 1 < config.levels else None
@@ -258,6 +313,9 @@ def _sensitivity(config: LatentConfig, tensors: dict[str, np.ndarray],
     return rate.quantization_sensitivity(tensors, bands)
 
 
+#: A file landing under this share of its budget is requantized at a finer step.
+FULL = 0.95
+
 #: Fewest bits of the float tensors, which training freezes them on before its rounded
 #: phase: a step multiplies latents of hundreds at high rates, and the basis every latent;
 #: measured on Jasper Ridge at 0.5 bpppb, 8-9 bits there cost 6.7 dB (50.2 dB fitted,
@@ -270,12 +328,15 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
     """Quantize the float tensors by measured sensitivity, then fit the file to ``limit``.
 
     Training steered the rate to the budget, so usually the float tensors' bit depths alone
-    land the file.  When even their fewest bits cannot, latents nearest zero are dropped
-    (a dead zone, given the trained values in ``state["magnitudes"]``); failing that, every
-    latent is requantized at a
-    coarser step (its log2 step raised by ``u``, the levels divided by 2^u and rounded, the
-    entropy model's scales lowered to match) with the smallest ``u`` that fits, found by
-    bisection on the real packed size: a second rounding, so a last resort.
+    land the file.  A file that lands well under its budget (the entropy model kept
+    learning after the rate was steered) is requantized at a finer step: every latent's
+    trained value (``state["values"]``) rounded again at the finest step that fits.  Over
+    budget, the float tensors give bits first; when even their fewest bits cannot make
+    room, latents nearest zero are dropped (a dead zone, given the trained values); failing
+    that, every latent is requantized at a coarser step (its log2 step raised by ``u``, the
+    levels divided by 2^u and rounded, the entropy model's scales lowered to match) with
+    the smallest ``u`` that fits, found by bisection on the real packed size: a second
+    rounding, so a last resort.
     """
     from hsz import rate
     from hsz.codec.pack import code_grids
@@ -301,28 +362,50 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
     # buy error, not accuracy (Jasper Ridge at 0.05 bpppb spent 300 bytes on a 12-bit basis).
     base = coarser(0.0)  # the trained latents, coded once for every attempt below
     exact = Payload(base.tensors, dict(TENSOR_BITS), base.grids)
-    if len(pack(exact)) <= limit:
-        return exact
+    values = state.get("values")
+    size = len(pack(exact))
+    if size <= limit:
+        if values is None or size >= FULL * limit:
+            return exact
+
+        def finer(u: float) -> Payload:
+            """The trained values rounded at steps 2^u as large (u < 0), scales to match."""
+            lv = [np.rint(np.asarray(v, np.float64) * 2.0**-u).clip(
+                -(1 << 15), (1 << 15) - 1).astype(np.int32) for v in values]
+            ts = dict(tensors, log2_step=tensors["log2_step"] + np.float32(u))
+            return Payload(ts, dict(TENSOR_BITS), code_grids(_grids(config, lv, state["net"], u)))
+
+        u = _least_that_fits(lambda v: len(pack(finer(v))) <= limit, -1.0, 0.0, 6)
+        return exact if u == 0.0 else finer(u)
     # Over budget: first let the float tensors give way (cheap in quality); only when even
     # their fewest bits cannot make room are the latents requantized (a second rounding).
     try:
         return with_bits(base)
     except RateError:
         pass
-    # Then a dead zone: latents whose trained value lies within ``tau`` of zero are coded as
-    # zero, the least significant first, so the size falls smoothly with ``tau`` (a coarser
-    # step cannot: most nonzero latents are ±1 and all of them vanish together once the
-    # step doubles, which took a CAVE file from 1.1x its budget to 0.64x).
-    mags = state.get("magnitudes")
-    if mags is not None:
-        def dead(tau: float) -> Payload:
-            lv = [np.where(np.abs(m) < tau, 0, v).astype(np.int32)
-                  for v, m in zip(levels, mags, strict=True)]
+    # Then a dead zone: the nonzero latents whose trained values lie nearest zero are coded
+    # as zero, the least significant first, as many as it takes, so the size falls
+    # smoothly (a coarser step cannot: most nonzero latents are ±1 and all of them vanish
+    # together once the step doubles, which took a CAVE file from 1.1x its budget to
+    # 0.64x).  By rank, not by a threshold on the value: the rate term pushes trained
+    # values down to the rounding edge, and so many sat within 0.004 of 0.5 that a
+    # threshold took a CAVE file from over its budget to 0.81x in one step.
+    if values is not None:
+        mags = np.concatenate([np.abs(np.asarray(v, np.float32)).ravel() for v in values])
+        nonzero = np.flatnonzero(np.concatenate([lv.ravel() != 0 for lv in levels]))
+        order = nonzero[np.argsort(mags[nonzero], kind="stable")]
+        ends = np.cumsum([0] + [lv.size for lv in levels])
+
+        def dead(share: float) -> Payload:
+            drop = np.zeros(ends[-1], dtype=bool)
+            drop[order[:int(share * order.size)]] = True
+            lv = [np.where(drop[a:b].reshape(v.shape), 0, v).astype(np.int32)
+                  for v, a, b in zip(levels, ends[:-1], ends[1:], strict=True)]
             return Payload(tensors, dict(TENSOR_BITS),
                            code_grids(_grids(config, lv, state["net"], 0.0)))
 
-        if len(pack(dead(4.0))) <= limit:
-            return dead(_least_that_fits(lambda t: len(pack(dead(t))) <= limit, 0.5, 4.0, 10))
+        if order.size and len(pack(dead(1.0))) <= limit:
+            return dead(_least_that_fits(lambda t: len(pack(dead(t))) <= limit, 0.0, 1.0, 12))
     lo, hi = 0.0, 0.125
     while len(pack(coarser(hi))) > limit:
         lo, hi = hi, hi * 2
@@ -387,7 +470,8 @@ class LatentFamily(ModelFamily):
         for k in sorted({min(most, bands), 16, 12, 8, 6, 4, 3, 2, 1}, reverse=True):
             if k > bands or k > most:
                 continue
-            config = LatentConfig(bands, h, w, k=k, levels=default_levels(h, w), knots=knots)
+            config = LatentConfig(bands, h, w, k=k, levels=default_levels(h, w), knots=knots,
+                                  transform=DEFAULT_TRANSFORM)
             # The fixed part may take at most a third of the payload: the rest is latents.
             if fixed_bytes(config) <= payload_bytes / 3:
                 return config
@@ -395,7 +479,8 @@ class LatentFamily(ModelFamily):
 
     def smallest_payload_bytes(self, shape: tuple[int, int, int]) -> float:  # type: ignore[override]
         bands, h, w = shape
-        return 3 * fixed_bytes(LatentConfig(bands, h, w, k=1, levels=default_levels(h, w)))
+        return 3 * fixed_bytes(LatentConfig(bands, h, w, k=1, levels=default_levels(h, w),
+                                            transform=DEFAULT_TRANSFORM))
 
     def fit(self, job: FitJob) -> Fitted:
         from hsz.model.latent_fit import fit
