@@ -453,7 +453,9 @@ class LatentFamily(ModelFamily):
         return config.to_json()
 
     def describe(self, config: LatentConfig) -> str:
-        return (f"k={config.k}, levels={config.levels}, basis knots={config.basis_rows}, "
+        grids = (f"wavelet subbands ({config.depth} levels)" if config.transform == "dwt"
+                 else f"pyramid ({config.levels} levels)")
+        return (f"k={config.k}, {grids}, basis knots={config.basis_rows}, "
                 f"hidden={config.hidden}, {config.latent_values():,d} latents")
 
     def plan(self, shape: tuple[int, int, int], payload_bytes: int) -> LatentConfig | None:
