@@ -369,9 +369,14 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
             return exact
 
         def finer(u: float) -> Payload:
-            """The trained values rounded at steps 2^u as large (u < 0), scales to match."""
-            lv = [np.rint(np.asarray(v, np.float64) * 2.0**-u).clip(
-                -(1 << 15), (1 << 15) - 1).astype(np.int32) for v in values]
+            """The trained values rounded at steps 2^u as large (u < 0), scales to match.
+
+            Latents that rounded to zero stay zero: the rate term leaves many trained
+            values just under 0.5, and re-rounding those at a step 1 % finer doubled the
+            nonzero latents of a CAVE file (106,801 to 198,315) for no gain in distortion.
+            """
+            lv = [np.where(np.abs(v) < 0.5, 0.0, np.rint(np.asarray(v, np.float64) * 2.0**-u)
+                           ).clip(-(1 << 15), (1 << 15) - 1).astype(np.int32) for v in values]
             ts = dict(tensors, log2_step=tensors["log2_step"] + np.float32(u))
             return Payload(ts, dict(TENSOR_BITS), code_grids(_grids(config, lv, state["net"], u)))
 
