@@ -260,16 +260,17 @@ def encode_scene(
     """
     from hsz import tiling
     from hsz.parallel import fixed_threads
-    from hsz.tiles import grid_for
+    from hsz.tiles import MarginError, grid_for
 
     family, preset = _family_and_preset(model, preset)
     bands, rows, cols = scene.shape
     try:
         grid = grid_for(bands, rows, cols, tile=tile, tile_values=family.tile_values,
                         margin=family.tile_margin if margin is None else int(margin))
+    except MarginError as exc:
+        raise UsageError(str(exc), option="tile-margin") from None
     except ValueError as exc:
-        raise UsageError(str(exc), option="tile-margin" if "margin" in str(exc) else "tile"
-                         ) from None
+        raise UsageError(str(exc), option="tile") from None
     if not grid.tiled:
         with fixed_threads(threads):
             return encode(scene.read_all(), bpppb=bpppb, size=size, ratio=ratio,

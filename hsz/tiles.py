@@ -36,6 +36,10 @@ MAX_TILES = 1000
 MAX_MARGIN = 64
 
 
+class MarginError(ValueError):
+    """A tile margin that does not suit the tiles (a ValueError like the others here)."""
+
+
 @dataclass(frozen=True, order=True)
 class Window:
     """A rectangle of pixels: its top-left corner (row, col) and its size."""
@@ -169,7 +173,7 @@ def grid_for(bands: int, rows: int, cols: int, *, tile: int | None, tile_values:
     if tile is not None and side < MIN_TILE:
         raise ValueError(f"a tile side of {side} is too small; use at least {MIN_TILE}")
     if not 0 <= margin <= min(MAX_MARGIN, side // 2):
-        raise ValueError(f"a tile margin of {margin} does not suit {side}-pixel tiles; use "
+        raise MarginError(f"a tile margin of {margin} does not suit {side}-pixel tiles; use "
                          f"0 ... {min(MAX_MARGIN, side // 2)}")
     grid = TileGrid(rows, cols, min(side, rows), min(side, cols), margin)
     if grid.count > MAX_TILES:

@@ -227,7 +227,6 @@ def _landing_case() -> tuple[LatentConfig, dict, Any]:
         "basis": rng.normal(0, 0.3, (4, 3)).astype(np.float32),
         "offset": rng.random(4).astype(np.float32),
         "log2_step": np.full((2, 3), -6.0, np.float32),
-        "levels": [np.rint(f).astype(np.int32) for f in floats],
         "values": [np.asarray(f, np.float32) for f in floats],
         "net": {"w1": rng.normal(0, 0.1, (4, 28)), "b1": np.zeros(4),
                 "w2": np.vstack([np.zeros(4), rng.normal(0, 0.1, 4)]), "b2": np.zeros(2),
@@ -244,11 +243,12 @@ def _exact_size(cfg: LatentConfig, state: dict, packer: Any) -> int:
     """Bytes of the trained latents as they are (no landing)."""
     from hsz.codec.pack import code_grids
     from hsz.codec.payload import Payload
-    from hsz.model.latent import TENSOR_BITS
+    from hsz.model.latent import TENSOR_BITS, trained_levels
 
     tensors = {n: state[n] for n in TENSOR_BITS}
+    levels = trained_levels(state["values"])
     return len(packer(Payload(tensors, dict(TENSOR_BITS),
-                              code_grids(_grids(cfg, state["levels"], state["net"], 0.0)))))
+                              code_grids(_grids(cfg, levels, state["net"], 0.0)))))
 
 
 def test_landing_drops_the_latents_nearest_zero_to_fit() -> None:
@@ -267,7 +267,7 @@ def test_landing_drops_the_latents_nearest_zero_to_fit() -> None:
 def test_landing_well_under_budget_rounds_the_trained_values_at_a_finer_step() -> None:
     """A file that would land at 0.75 of its budget spends the rest on finer steps: the
     decoded maps come closer to the trained values."""
-    from hsz.model.latent import land_payload
+    from hsz.model.latent import land_payload, trained_levels
 
     cfg, state, packer = _landing_case()
     # Training leaves many values just under the rounding edge; a finer step must not turn
@@ -275,13 +275,12 @@ def test_landing_well_under_budget_rounds_the_trained_values_at_a_finer_step() -
     edge = state["values"][0].copy()
     edge[:, ::3, ::3] = 0.49
     state["values"][0] = edge
-    state["levels"][0] = np.rint(edge).astype(np.int32)
     limit = int(_exact_size(cfg, state, packer) / 0.75)
     data = packer(land_payload(cfg, state, packer, limit))
     assert 0.95 * limit <= len(data) <= limit
     wanted = coefficient_maps(cfg, [np.asarray(v, np.float64) for v in state["values"]],
                               state["log2_step"])
-    before = coefficient_maps(cfg, state["levels"], state["log2_step"])
+    before = coefficient_maps(cfg, trained_levels(state["values"]), state["log2_step"])
     u = codec.unpack(data)
     shift = u.tensors["log2_step"] - state["log2_step"]
     assert np.all(shift < -0.01) and np.allclose(shift, shift.flat[0], atol=1e-3)

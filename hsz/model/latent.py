@@ -26,7 +26,7 @@ neighbouring bands, which is the same as interpolating the decoded neighbours.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -316,6 +316,13 @@ def _sensitivity(config: LatentConfig, tensors: dict[str, np.ndarray],
 #: A file landing under this share of its budget is requantized at a finer step.
 FULL = 0.95
 
+
+def trained_levels(values: list[np.ndarray]) -> list[np.ndarray]:
+    """The integer latents a fit's trained values round to (what the file codes unless
+    landing has to change them), within the 16 bits a grid can hold."""
+    return [np.rint(np.asarray(v, np.float32)).clip(-(1 << 15), (1 << 15) - 1)
+            .astype(np.int32) for v in values]
+
 #: Fewest bits of the float tensors, which training freezes them on before its rounded
 #: phase: a step multiplies latents of hundreds at high rates, and the basis every latent;
 #: measured on Jasper Ridge at 0.5 bpppb, 8-9 bits there cost 6.7 dB (50.2 dB fitted,
@@ -342,15 +349,23 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
     from hsz.codec.pack import code_grids
 
     tensors = {name: np.asarray(state[name], np.float32) for name in TENSOR_BITS}
-    levels = [np.asarray(v, np.int32) for v in state["levels"]]
+    values = [np.asarray(v, np.float32) for v in state["values"]]
+    levels = trained_levels(values)
     sens = _sensitivity(config, tensors, levels)
     fewest = {n: max(8, b) for n, b in TENSOR_BITS.items()}
 
+    def coded(lv: list[np.ndarray], u: float, bits: Mapping[str, int] = TENSOR_BITS
+              ) -> Payload:
+        """Levels ``lv`` at steps 2^u as large as trained (scales shifted to match), their
+        grids coded once."""
+        ts = tensors if u == 0 else dict(tensors,
+                                         log2_step=tensors["log2_step"] + np.float32(u))
+        return Payload(ts, dict(bits), code_grids(_grids(config, lv, state["net"], u)))
+
     def coarser(u: float) -> Payload:
-        """Latents requantized ``u`` octaves coarser (none for u = 0), grids coded once."""
+        """Latents requantized ``u`` octaves coarser (none for u = 0)."""
         lv = levels if u == 0 else [np.rint(v / 2.0**u).astype(np.int32) for v in levels]
-        ts = dict(tensors, log2_step=tensors["log2_step"] + np.float32(u))
-        return Payload(ts, fewest, code_grids(_grids(config, lv, state["net"], u)))
+        return coded(lv, u, fewest)
 
     def with_bits(p: Payload) -> Payload:
         bits = rate.allocate_bits(p.tensors, lambda b: len(pack(Payload(p.tensors, b, p.grids))),
@@ -362,10 +377,9 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
     # buy error, not accuracy (Jasper Ridge at 0.05 bpppb spent 300 bytes on a 12-bit basis).
     base = coarser(0.0)  # the trained latents, coded once for every attempt below
     exact = Payload(base.tensors, dict(TENSOR_BITS), base.grids)
-    values = state.get("values")
     size = len(pack(exact))
     if size <= limit:
-        if values is None or size >= FULL * limit:
+        if size >= FULL * limit:
             return exact
 
         def finer(u: float) -> Payload:
@@ -377,10 +391,9 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
             """
             lv = [np.where(np.abs(v) < 0.5, 0.0, np.rint(np.asarray(v, np.float64) * 2.0**-u)
                            ).clip(-(1 << 15), (1 << 15) - 1).astype(np.int32) for v in values]
-            ts = dict(tensors, log2_step=tensors["log2_step"] + np.float32(u))
-            return Payload(ts, dict(TENSOR_BITS), code_grids(_grids(config, lv, state["net"], u)))
+            return coded(lv, u)
 
-        u = _least_that_fits(lambda v: len(pack(finer(v))) <= limit, -1.0, 0.0, 6)
+        u = least_that_fits(lambda v: len(pack(finer(v))) <= limit, -1.0, 0.0, 6)
         return exact if u == 0.0 else finer(u)
     # Over budget: first let the float tensors give way (cheap in quality); only when even
     # their fewest bits cannot make room are the latents requantized (a second rounding).
@@ -395,32 +408,29 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
     # 0.64x).  By rank, not by a threshold on the value: the rate term pushes trained
     # values down to the rounding edge, and so many sat within 0.004 of 0.5 that a
     # threshold took a CAVE file from over its budget to 0.81x in one step.
-    if values is not None:
-        mags = np.concatenate([np.abs(np.asarray(v, np.float32)).ravel() for v in values])
-        nonzero = np.flatnonzero(np.concatenate([lv.ravel() != 0 for lv in levels]))
-        order = nonzero[np.argsort(mags[nonzero], kind="stable")]
-        ends = np.cumsum([0] + [lv.size for lv in levels])
+    mags = np.concatenate([np.abs(v).ravel() for v in values])
+    nonzero = np.flatnonzero(np.concatenate([lv.ravel() != 0 for lv in levels]))
+    order = nonzero[np.argsort(mags[nonzero], kind="stable")]
+    ends = np.cumsum([0] + [lv.size for lv in levels])
 
-        def dead(share: float) -> Payload:
-            drop = np.zeros(ends[-1], dtype=bool)
-            drop[order[:int(share * order.size)]] = True
-            lv = [np.where(drop[a:b].reshape(v.shape), 0, v).astype(np.int32)
-                  for v, a, b in zip(levels, ends[:-1], ends[1:], strict=True)]
-            return Payload(tensors, dict(TENSOR_BITS),
-                           code_grids(_grids(config, lv, state["net"], 0.0)))
+    def dead(share: float) -> Payload:
+        drop = np.zeros(ends[-1], dtype=bool)
+        drop[order[:int(share * order.size)]] = True
+        return coded([np.where(drop[a:b].reshape(v.shape), 0, v).astype(np.int32)
+                      for v, a, b in zip(levels, ends[:-1], ends[1:], strict=True)], 0.0)
 
-        if order.size and len(pack(dead(1.0))) <= limit:
-            return dead(_least_that_fits(lambda t: len(pack(dead(t))) <= limit, 0.0, 1.0, 12))
+    if order.size and len(pack(dead(1.0))) <= limit:
+        return dead(least_that_fits(lambda t: len(pack(dead(t))) <= limit, 0.0, 1.0, 12))
     lo, hi = 0.0, 0.125
     while len(pack(coarser(hi))) > limit:
         lo, hi = hi, hi * 2
         if hi > 8:
             raise RateError(f"the latent model cannot be coded in {limit} bytes")
-    u = _least_that_fits(lambda v: len(pack(coarser(v))) <= limit, lo, hi, 8)
+    u = least_that_fits(lambda v: len(pack(coarser(v))) <= limit, lo, hi, 8)
     return with_bits(coarser(u))
 
 
-def _least_that_fits(fits: Callable[[float], bool], lo: float, hi: float, steps: int) -> float:
+def least_that_fits(fits: Callable[[float], bool], lo: float, hi: float, steps: int) -> float:
     """Bisection for the smallest x in (lo, hi] with ``fits(x)``, given ``fits(hi)``."""
     for _ in range(steps):
         mid = 0.5 * (lo + hi)

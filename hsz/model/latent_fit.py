@@ -33,6 +33,7 @@ from hsz.model.latent import (
     LatentConfig,
     fixed_bytes,
     knot_matrix,
+    least_that_fits,
     measured_fixed_bytes,
     step_per_channel,
 )
@@ -69,8 +70,6 @@ CONTEXT_CHUNK = 1 << 24
 #: Steps of the entropy model's warm start (:func:`warm_start`), per round, and its rate.
 WARM_STEPS = 30
 WARM_LR = 0.1
-#: Share of the noisy phase over which learning rates ramp up from a tenth.
-WARMUP = 0.0
 
 
 def features(q: Tensor, guide: Tensor | None, first: int = 0) -> Tensor:
@@ -341,15 +340,16 @@ def warm_start(model: LatentModel, goal_bits: float, steps: int, rounds: int = 2
             bits.backward()
             opt.step()
         base = (model.log2_step.detach().clone(), model.scale_bias.detach().clone())
-        lo, hi = -3.0, 3.0  # bits fall as the step grows
-        for _ in range(10):
-            mid = 0.5 * (lo + hi)
+
+        # Bits fall as the step grows.
+        def fits(delta: float, base: tuple[Tensor, Tensor] = base) -> bool:
             with torch.no_grad():
-                q = _shift_steps(model, values, base, mid)
-                over = float(model.bits(q, q)) > goal_bits
-            lo, hi = (mid, hi) if over else (lo, mid)
+                q = _shift_steps(model, values, base, delta)
+                return float(model.bits(q, q)) <= goal_bits
+
+        delta = least_that_fits(fits, -3.0, 3.0, 10)
         with torch.no_grad():
-            _shift_steps(model, values, base, hi)
+            _shift_steps(model, values, base, delta)
             for lvl, (p, v) in enumerate(zip(model.latents, values, strict=True)):
                 p.copy_(v / torch.exp2(model._steps(lvl))[:, None, None])
 
@@ -459,7 +459,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             if it == main:
                 _freeze_quantized(model)
                 lam_final = lam  # keep-best compares losses at one λ
-            f = lr_factor(it, main, warmup=int(WARMUP * main), floor=0.02) if noisy else 0.01
+            f = lr_factor(it, main, floor=0.02) if noisy else 0.01
             for g, lr in zip(opt.param_groups, base, strict=True):
                 g["lr"] = lr * f
             refresh = not noisy or it % CONTEXT_EVERY == 0
@@ -508,15 +508,9 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             psnr = -float(_band_db(recon, flat, wflat))
         state = {
             **_float_tensors(model),
-            # Clipped only to what a grid can hold at all (16 bits); landing picks each
-            # grid's bit depth from its largest level.
-            "levels": [torch.round(p.detach()).cpu().numpy().astype(np.int64)
-                       .clip(-(1 << 15), (1 << 15) - 1).astype(np.int32)
-                       for p in model.latents],
-            # The trained values (in units of the step), for landing's dead zone and finer
-            # steps.
-            "values": [p.detach().cpu().numpy().astype(np.float32)
-                           for p in model.latents],
+            # The trained values in units of the step: rounded, they are the levels
+            # (``trained_levels``); landing's dead zone and finer steps read them too.
+            "values": [p.detach().cpu().numpy().astype(np.float32) for p in model.latents],
             "net": {
                 "w1": model.ctx1.weight.detach().cpu().numpy().astype(np.float64),
                 "b1": model.ctx1.bias.detach().cpu().numpy().astype(np.float64),
