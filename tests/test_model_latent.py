@@ -290,6 +290,51 @@ def test_landing_well_under_budget_rounds_the_trained_values_at_a_finer_step() -
     assert np.all(u.grids["level0"][:, ::3, ::3] == 0)
 
 
+def test_finer_landing_never_clips_latents_near_the_16_bit_bound() -> None:
+    """A grid trained near the 16 bits it can hold (a wavelet low band at a fine step) is
+    not made finer past them: clipped, the corn kernels lost 1.6 dB in the file."""
+    from hsz.model.latent import land_payload
+
+    cfg, state, packer = _landing_case()
+    big = state["values"][1].copy()
+    big[0, 0, 0] = 20_000.0  # a finer step of a whole octave would need 40,000
+    state["values"][1] = big
+    limit = int(_exact_size(cfg, state, packer) / 0.75)
+    u = codec.unpack(packer(land_payload(cfg, state, packer, limit)))
+    wanted = coefficient_maps(cfg, [np.asarray(v, np.float64) for v in state["values"]],
+                              state["log2_step"])
+    after = coefficient_maps(cfg, [u.grids[f"level{i}"] for i in range(cfg.levels)],
+                             u.tensors["log2_step"])
+    step = 2.0 ** state["log2_step"].max()
+    assert np.abs(after - wanted).max() < 4 * step
+
+
+def test_keep_in_range_coarsens_only_the_grids_that_outgrow_16_bits() -> None:
+    """The fit keeps every latent within a grid's 16 bits by coarser steps where needed,
+    without changing what the latents stand for."""
+    import torch
+
+    from hsz.model import latent_fit
+
+    cfg = LatentConfig(3, 16, 16, k=2, levels=3, transform="dwt")
+    target = torch.from_numpy(np.random.default_rng(2).random((3, 16, 16), np.float32))
+    model = latent_fit.LatentModel(target, None, cfg)
+    with torch.no_grad():
+        model.latents[2][1] = 70_000.0  # component 1 of the low band
+    before = [(p * torch.exp2(model._steps(i))[:, None, None]).clone()
+              for i, p in enumerate(model.latents)]
+    steps, biases = model.log2_step.detach().clone(), model.scale_bias.detach().clone()
+    latent_fit.keep_in_range(model)
+    assert float(model.latents[2].detach().abs().max()) <= latent_fit.LEVEL_MAX
+    assert torch.equal(model.log2_step[2, 1], steps[2, 1] + 2)  # 70,000 / 4 fits
+    assert torch.equal(model.scale_bias[2, 1], biases[2, 1] - 2)
+    changed = (model.log2_step != steps).nonzero().tolist()
+    assert changed == [[2, 1]]
+    for i, p in enumerate(model.latents):
+        after = p * torch.exp2(model._steps(i))[:, None, None]
+        assert torch.allclose(after, before[i], rtol=1e-6, atol=0)
+
+
 def test_context_in_channel_chunks_equals_the_whole_grid_at_once() -> None:
     """The fit evaluates the context network a few channels at a time to bound its memory;
     a chunk boundary must not change what any latent's context is."""
