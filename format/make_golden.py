@@ -1,4 +1,4 @@
-"""Write the golden files in format/v1.0/, v1.1/ and v1.2/ from small crops of real scenes.
+"""Write the golden files in format/v1.0/ to v1.5/ from small crops of real scenes.
 
 For each case it writes ``<name>.hsz``, ``<name>.info.json`` (``hsz.codec.describe``),
 ``<name>.decoded.npy`` (the decoded cube's samples, bands first) and ``<name>.sha256``
@@ -20,9 +20,12 @@ Format 1.3 cases: tiled files (SPEC §4.7) made through ``hsz.api.encode_scene``
 georeferenced Indian Pines crop with a nodata corner (``latent``, six tiles, the last
 column of tiles cut short) and from a float32 Samson crop (``hiner``, four tiles).
 Format 1.4 cases: the same two scenes with each tile coded over an 8-pixel margin.
+Format 1.5 cases: grids under context rule 1 (finer scale tables): the ``latent`` family on
+the Indian Pines crop of 1.2, and a codec-only file of sparse grids whose predicted scales
+reach the tables rule 0 does not have.
 
 Run from the repository root with ``../shared/data`` beside it:
-``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4]`` (default 1.0).
+``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4|1.5]`` (default 1.0).
 """
 
 from __future__ import annotations
@@ -187,6 +190,37 @@ def cases_1_4() -> dict[str, bytes]:
     return {name.replace("_tiled_", "_margin_"): buf for name, buf in made.items()}
 
 
+def cases_1_5() -> dict[str, bytes]:
+    """Format 1.5 files: grids coded under context rule 1."""
+    from hsz import api, codec
+    from hsz.codec import context
+    from hsz.codec.payload import Grid
+
+    ip = np.load(SHARED / "indian_pines_corrected.npy")[50:66, 80:96, 40:64]
+    table = np.loadtxt(SHARED / "indian_pines_corrected_wavelengths.csv", delimiter=",",
+                       comments="#", skiprows=4, usecols=(3, 4))[40:64]
+    ip_cube = Cube_(np.ascontiguousarray(np.moveaxis(ip, -1, 0)), wavelengths=table[:, 0],
+                    fwhm=table[:, 1], wavelength_units="Nanometers", source_format="npy")
+    latent = api.encode(ip_cube, bpppb=6.0, model="latent", preset="fast", epochs=150,
+                        seed=0).data
+    # Sparse levels under scales from 2^-5 up: the channel biases put most positions on
+    # the tables below rule 0's finest, and the neighbours of the few nonzeros above it.
+    rng = np.random.default_rng(15)
+    sparse = np.where(rng.random((3, 24, 20)) < 0.03,
+                      np.rint(rng.laplace(0, 3, (3, 24, 20))), 0).astype(np.int32)
+    coarse = np.rint(rng.laplace(0, 4, (3, 12, 10))).astype(np.int32)
+    w1 = rng.normal(0, 0.4, (6, context.inputs()))
+    w2 = np.vstack([np.zeros(6), np.abs(rng.normal(0, 0.5, 6))])
+    fine_net = context.IntNet.from_float([w1, w2], [np.zeros(6), np.zeros(2)],
+                                         np.array([[0.0, -5.0], [0.0, -4.2], [0.0, -3.4]]))
+    coarse_net = context.IntNet.from_float([w1, w2], [np.zeros(6), np.zeros(2)],
+                                           np.array([[0.0, 2.0], [0.0, 1.5], [0.0, 1.0]]))
+    grids = {"coarse": Grid(coarse, 8, coarse_net, rule=context.RULE_FINE),
+             "sparse": Grid(sparse, 8, fine_net, guide="coarse", rule=context.RULE_FINE)}
+    fine = codec.pack({"note": "rule-1 grid conformance file; no model"}, {}, grids=grids)
+    return {"latent_ip_u16": latent, "fine_tables": fine}
+
+
 def Cube_(*args, **kwargs):  # noqa: N802 - imported late so that --help needs no hsz
     from hsz.cube import Cube
 
@@ -231,8 +265,10 @@ def main(argv: list[str]) -> int:
         made = cases_1_3()
     elif version == "1.4":
         made = cases_1_4()
+    elif version == "1.5":
+        made = cases_1_5()
     else:
-        print(f"unknown version {version}; use 1.0 to 1.4", file=sys.stderr)
+        print(f"unknown version {version}; use 1.0 to 1.5", file=sys.stderr)
         return 2
     for name, buf in made.items():
         path = out / f"{name}.hsz"

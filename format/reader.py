@@ -499,8 +499,11 @@ def decode_tensors(buf: bytes) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------------------- grids (1.1)
 
-#: SPEC §6.3: float32 bit patterns of the 64 scale-table decays a_t.
+#: SPEC §6.3: float32 bit patterns of the 76 scale-table decays a_g, g the global table id
+#: (scale 2^((g - 30)/6)); rule 0 uses g = 12 .. 75, rule 1 all of them.
 DECAYS = [
+    0x28642328, 0x2AEA07E5, 0x2D240817, 0x2F23C56C, 0x30F1B3EB, 0x32883F0D, 0x33F1AADE, 0x352D13EF,
+    0x364CEB73, 0x374CC1CA, 0x382FE453, 0x39040F0D,
     0x39AFE108, 0x3A527E97, 0x3AE50A4F, 0x3B64F306, 0x3BD432E4, 0x3C37DDF0, 0x3C960AAE, 0x3CE82286,
     0x3D2B38F8, 0x3D7218DE, 0x3DA4CEAB, 0x3DD8F4C1, 0x3E0A9555, 0x3E2C6017, 0x3E515CFE, 0x3E78F398,
     0x3E913E09, 0x3EA6A4FC, 0x3EBC5AB2, 0x3ED2111E, 0x3EE7829F, 0x3EFC7380, 0x3F085950, 0x3F120CB4,
@@ -543,8 +546,10 @@ class AnsStream:
             raise ReaderError("grid ANS stream not exhausted")
 
 
-#: SPEC §6.3: float32 bit patterns of the 64 edge ratios c_t = p(1)/p(0).
+#: SPEC §6.3: float32 bit patterns of the 76 edge ratios c_g = p(1)/p(0).
 EDGES = [
+    0x3371AAE0, 0x34AD13F6, 0x35CCEB9C, 0x36CCC26E, 0x37AFE637, 0x3884134F, 0x392FF023, 0x39D2A9DC,
+    0x3A6570C5, 0x3AE5BFC8, 0x3B5592AC, 0x3BB9EE2C,
     0x3C18CA32, 0x3C6EB67B, 0x3CB2614A, 0x3D003407, 0x3D3211D9, 0x3D6FF07F, 0x3D9D56AB, 0x3DC96468,
     0x3DFC2B3C, 0x3E1ABCE8, 0x3E3A71B4, 0x3E5CE22C, 0x3E80D2AE, 0x3E942095, 0x3EA8188F, 0x3EBC76A6,
     0x3ED0F855, 0x3EE55F32, 0x3EF972F1, 0x3F068160, 0x3F0FF2FF, 0x3F18FE30, 0x3F2196DA, 0x3F29B4A2,
@@ -610,7 +615,11 @@ def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: in
     return where, np.array(rows, dtype=np.int64).reshape(len(rows), -1)
 
 
-def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int
+#: SPEC §6.3: context rule -> (table zero, table count).
+RULE_TABLES = {0: (18, 64), 1: (30, 76)}
+
+
+def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int, rule: int
             ) -> tuple[np.ndarray, np.ndarray]:
     frac, lim = net["frac"], 2**30
     h = np.clip(feats * 2**frac, -lim, lim)
@@ -623,8 +632,9 @@ def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int
     ls = h[:, 1] + net["channel_bias"][c, 1]
     half = 2**frac // 2
     centre = np.clip(np.floor_divide(mu + half, 2**frac), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    t = np.clip(np.floor_divide(ls * 6 + half, 2**frac) + 18, 0, 63)
-    return centre, t
+    zero, count = RULE_TABLES[rule]
+    t = np.clip(np.floor_divide(ls * 6 + half, 2**frac) + zero, 0, count - 1)
+    return centre, t + 30 - zero
 
 
 def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
@@ -640,7 +650,7 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
         if len(shape) != 3 or 0 in shape:
             raise ReaderError(f"grid {name}: shape {shape}")
         bits, rule = cur.num("B"), cur.num("B")
-        if not 2 <= bits <= 16 or rule != 0:
+        if not 2 <= bits <= 16 or rule not in RULE_TABLES:
             raise ReaderError(f"grid {name}: bits {bits}, rule {rule}")
         n = cur.num("H")
         guide = cur.take(n).decode("utf-8") if n else None
@@ -675,7 +685,8 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
         if length % 4:
             raise ReaderError(f"grid {name}: stream is not whole words")
         net = {"frac": frac, "layers": layers, "channel_bias": cb}
-        entry = {"info": {"name": name, "shape": shape, "bits": bits, "guide": guide,
+        entry = {"info": {"name": name, "shape": shape, "bits": bits,
+                          **({"rule": rule} if rule else {}), "guide": guide,
                           "context_layers": [list(w.shape) for w, _ in layers],
                           "bytes": length}}
         if decode:
@@ -685,7 +696,7 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
             for c in range(shape[0]):
                 for parity in (0, 1):
                     where, feats = grid_features(grid, g, c, parity)  # type: ignore[arg-type]
-                    centre, t = run_net(net, feats, c, bits)
+                    centre, t = run_net(net, feats, c, bits, rule)
                     values = [0] * len(where)
                     for tab in sorted(set(int(v) for v in t)):
                         idx = [j for j in range(len(where)) if t[j] == tab]

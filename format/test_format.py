@@ -179,8 +179,9 @@ def test_golden_file_1_1(path: Path) -> None:
     assert diff.max() <= 1 and np.mean(diff > 0) < 0.01
 
 
+@pytest.mark.parametrize("rule", [0, 1])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_reader_agrees_on_synthetic_grids(seed: int) -> None:
+def test_reader_agrees_on_synthetic_grids(seed: int, rule: int) -> None:
     from hsz.codec import context
     from hsz.codec.payload import Grid
 
@@ -195,8 +196,8 @@ def test_reader_agrees_on_synthetic_grids(seed: int) -> None:
 
     a = np.rint(rng.laplace(0, 5, (2, 5, 9))).astype(np.int32)
     b = np.clip(np.rint(rng.laplace(0, 40, (3, 11, 17))), -2048, 2047).astype(np.int32)
-    grids = {"a": Grid(a, 8, net(context.inputs(None), 2, 1)),
-             "b": Grid(b, 12, net(context.inputs(2), 3, 3), guide="a")}
+    grids = {"a": Grid(a, 8, net(context.inputs(None), 2, 1), rule=rule),
+             "b": Grid(b, 12, net(context.inputs(2), 3, 3), guide="a", rule=rule)}
     buf = pack({"note": "synthetic grids"}, {}, grids=grids)
     assert reader.info(buf) == describe(buf)
     theirs = reader.decode_grids(buf)
@@ -227,6 +228,28 @@ def test_golden_file_1_2(path: Path) -> None:
         for name, levels in reader.decode_grids(buf).items():
             assert np.array_equal(levels, saved[name]) and np.array_equal(ours.grids[name],
                                                                           saved[name]), name
+    if path.with_suffix(".decoded.npy").exists():
+        _decodes_to_its_golden_cube(path, buf)
+
+
+GOLDEN_1_5 = sorted((HERE / "v1.5").glob("*.hsz"))
+
+
+@pytest.mark.parametrize("path", GOLDEN_1_5, ids=[p.stem for p in GOLDEN_1_5])
+def test_golden_file_1_5(path: Path) -> None:
+    """Grids under context rule 1 (finer tables), decoded by hsz and by the reader."""
+    buf = path.read_bytes()
+    expected = json.loads(path.with_suffix(".info.json").read_text(encoding="utf-8"))
+    assert expected["format"] == "1.5"
+    assert {g["rule"] for g in expected["grids"]} == {1}
+    assert reader.info(buf) == expected
+    assert describe(path) == expected
+    saved = np.load(path.with_suffix(".grids.npz"))
+    ours, theirs = unpack(buf).grids, reader.decode_grids(buf)
+    assert list(ours) == list(theirs) == list(saved.files)
+    for name in ours:
+        assert np.array_equal(ours[name], saved[name]), name
+        assert np.array_equal(theirs[name], saved[name]), name
     if path.with_suffix(".decoded.npy").exists():
         _decodes_to_its_golden_cube(path, buf)
 

@@ -46,17 +46,45 @@ def test_scale_table_literals_are_the_stated_laplace_bins() -> None:
     assert context.decay(0) < context.decay(1) < context.decay(context.TABLES - 1) < 1.0
 
 
-def test_grids_round_trip_exactly_and_cost_what_they_say() -> None:
-    grids = _grids()
+@pytest.mark.parametrize(("rule", "version"), [(0, (1, 1)), (1, (1, 5))])
+def test_grids_round_trip_exactly_and_cost_what_they_say(rule: int, version: tuple) -> None:
+    """Both rules round-trip; a file is 1.5 only when a grid uses rule 1's finer tables."""
+    from dataclasses import replace
+
+    grids = {n: replace(g, rule=rule) for n, g in _grids().items()}
     data = pack({"shape": [1, 1, 1]}, {}, grids=grids)
     u = unpack(data)
-    assert u.version == (1, 1)
+    assert u.version == version
     for name, g in grids.items():
         assert np.array_equal(u.grids[name], g.levels)
     g = grids["fine"]
-    stream = context.encode(g.levels, g.bits, g.net, grids["coarse"].levels)
-    info = context.cost_bits(g.levels, g.bits, g.net, grids["coarse"].levels)
+    stream = context.encode(g.levels, g.bits, g.net, grids["coarse"].levels, rule)
+    info = context.cost_bits(g.levels, g.bits, g.net, grids["coarse"].levels, rule)
     assert abs(len(stream) - context.stream_bytes(info)) <= 8  # the ANS flush, no more
+
+
+def test_rule_1_charges_sparse_zeros_less_than_rule_0() -> None:
+    """A grid of zeros predicted at the smallest scale: rule 0's finest table charges each
+    zero 0.026 bits, rule 1's (scale 2^-5) only what the 24-bit quantization leaves."""
+    rng = np.random.default_rng(4)
+    net = context.IntNet.from_float([rng.normal(0, 0.1, (4, context.inputs())),
+                                     np.zeros((2, 4))], [np.zeros(4), np.zeros(2)],
+                                    np.array([[0.0, -8.0]]))
+    zeros = np.zeros((1, 64, 64), np.int32)
+    per0 = context.cost_bits(zeros, 8, net, None, 0) / zeros.size
+    per1 = context.cost_bits(zeros, 8, net, None, 1) / zeros.size
+    assert 0.02 < per0 < 0.03 and per1 < 1e-4
+
+
+def test_rule_0_tables_are_rule_1_tables_shifted() -> None:
+    """The two rules share their tables: rule 0's t is the global table t + 12."""
+    rng = np.random.default_rng(6)
+    net = _net(rng, context.inputs(None), 1)
+    feats = rng.integers(-50, 50, (500, context.inputs(None)))
+    c0, t0 = context.evaluate(net, feats, 0, 10, 0)
+    c1, t1 = context.evaluate(net, feats, 0, 10, 1)
+    assert np.array_equal(c0, c1)
+    assert t0.min() >= 12 and np.array_equal(np.maximum(t1, 12), t0)
 
 
 def test_files_without_grids_stay_format_1_0() -> None:
@@ -106,7 +134,7 @@ def test_out_of_range_levels_are_refused_when_writing() -> None:
         pack({}, {}, grids={"coarse": bad})
 
 
-def _reference(net: context.IntNet, feats: np.ndarray, c: int, bits: int
+def _reference(net: context.IntNet, feats: np.ndarray, c: int, bits: int, rule: int = 1
                ) -> tuple[np.ndarray, np.ndarray]:
     """SPEC §6.3 in plain Python integers, row by row: no float anywhere."""
     lim = 1 << context.ACT_BITS
@@ -124,8 +152,9 @@ def _reference(net: context.IntNet, feats: np.ndarray, c: int, bits: int
         mu, ls = h[0] + int(net.channel_bias[c, 0]), h[1] + int(net.channel_bias[c, 1])
         lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
         centres.append(max(lo, min(hi, (mu + half) >> net.frac)))
-        tables.append(max(0, min(context.TABLES - 1, ((ls * context.STEPS_PER_OCTAVE + half)
-                                                      >> net.frac) + context.SCALE_ZERO)))
+        zero, count = context.RULES[rule]
+        tables.append(max(0, min(count - 1, ((ls * context.STEPS_PER_OCTAVE + half)
+                                             >> net.frac) + zero)) + 30 - zero)
     return np.array(centres), np.array(tables)
 
 

@@ -60,7 +60,7 @@ def test_a_foreign_family_encodes_lands_and_decodes(toy, real_crop: Cube) -> Non
     # Four principal components of a 40-band AVIRIS crop: an honest, measured floor.
     assert result.quality["psnr_band_mean"] > 25.0
     info = codec.describe(result.data)
-    assert info["format"] == "1.2"
+    assert info["format"] == "1.5"  # grids under context rule 1
     assert [g["name"] for g in info["grids"]] == ["scores"]
 
 
@@ -84,7 +84,7 @@ def test_the_cli_reaches_a_foreign_family(toy, real_crop: Cube, tmp_path: Path) 
     r = runner.invoke(cli, ["info", str(out), "--json"])
     assert r.exit_code == 0, r.output
     shown = json.loads(r.stdout)
-    assert shown["meta"]["model"]["id"] == toy.id and shown["format"] == "1.2"
+    assert shown["meta"]["model"]["id"] == toy.id and shown["format"] == "1.5"
     back = tmp_path / "back.npy"
     r = runner.invoke(cli, ["decode", str(out), "-o", str(back), "-q"])
     assert r.exit_code == 0, r.output

@@ -8,15 +8,16 @@ a literal table, so encoder and decoder agree bit for bit on any CPU, thread cou
 
 * the network runs in int64 on int16 weights (fixed point with ``frac`` fractional bits),
   with floor shifts and clamps after every layer (:func:`evaluate`);
-* its outputs become an integer centre and an index t into 64 tables of scale
-  ``s_t = 2^((t − 18)/6)``;
-* table ``t`` is the zero-mean Laplace of scale ``s_t`` integrated over unit bins, built
-  from two float32 literals per table (:data:`SCALE_BITS`, :data:`EDGE_BITS`) by
+* its outputs become an integer centre and a table: rule 0 (format 1.1) has 64 tables of
+  scales 2^−3 … 2^7.5, rule 1 (1.5) the same and 12 finer ones down to 2^−5, all six to
+  the octave (:data:`RULES`);
+* table ``g`` is the zero-mean Laplace of scale ``s_g = 2^((g − 30)/6)`` integrated over
+  unit bins, built from two float32 literals per table (:data:`SCALE_BITS`, :data:`EDGE_BITS`) by
   multiplications only, and quantized to 24 bits exactly as :mod:`hsz.codec.entropy` does
   (SPEC.md §6.2).  Laplace bins, not a plain geometric law, because that is what a model
   trained with additive uniform noise learns: noisy training and rounded coding then agree.
 
-Decoding order (rule 0): channel by channel; within a channel, first the pixels with
+Decoding order (both rules): channel by channel; within a channel, first the pixels with
 ``(y + x)`` even, then the odd ones (a checkerboard).  Each pass is one vectorized network
 evaluation and one ANS call per scale table in use, so decoding stays fast in numpy.
 The feature vector of level ``(c, y, x)`` is, in this order (0 where a value is outside the
@@ -46,9 +47,12 @@ from hsz.codec import binio
 from hsz.codec.binio import Cursor
 from hsz.codec.entropy import PRECISION, quantized_cdf
 
-#: float32 bit patterns of ``a_t = exp(−1/s_t)``, ``s_t = 2^((t − 18)/6)``, t = 0 … 63.
+#: float32 bit patterns of ``a_g = exp(−1/s_g)``, ``s_g = 2^((g − 30)/6)``, g = 0 … 75 (the
+#: global table id, see :data:`RULES`), each the float32 nearest the exact value.
 #: Literals, not computed: ``exp`` may differ in the last bit between math libraries.
 SCALE_BITS: tuple[int, ...] = (
+    0x28642328, 0x2AEA07E5, 0x2D240817, 0x2F23C56C, 0x30F1B3EB, 0x32883F0D, 0x33F1AADE, 0x352D13EF,
+    0x364CEB73, 0x374CC1CA, 0x382FE453, 0x39040F0D,
     0x39AFE108, 0x3A527E97, 0x3AE50A4F, 0x3B64F306, 0x3BD432E4, 0x3C37DDF0, 0x3C960AAE, 0x3CE82286,
     0x3D2B38F8, 0x3D7218DE, 0x3DA4CEAB, 0x3DD8F4C1, 0x3E0A9555, 0x3E2C6017, 0x3E515CFE, 0x3E78F398,
     0x3E913E09, 0x3EA6A4FC, 0x3EBC5AB2, 0x3ED2111E, 0x3EE7829F, 0x3EFC7380, 0x3F085950, 0x3F120CB4,
@@ -58,9 +62,11 @@ SCALE_BITS: tuple[int, ...] = (
     0x3F781FAB, 0x3F78F89B, 0x3F79BA7F, 0x3F7A67BA, 0x3F7B0275, 0x3F7B8C9F, 0x3F7C07F5, 0x3F7C760A,
     0x3F7CD845, 0x3F7D2FE8, 0x3F7D7E16, 0x3F7DC3D0, 0x3F7E01FF, 0x3F7E3972, 0x3F7E6AE2, 0x3F7E96F6,
 )
-#: float32 bit patterns of ``c_t = p(1)/p(0)`` of the binned Laplace of scale ``s_t``:
-#: ``p(0) = 1 − exp(−1/(2 s_t))``, ``p(1) = exp(−1/(2 s_t))·(1 − exp(−1/s_t))/2``.
+#: float32 bit patterns of ``c_g = p(1)/p(0)`` of the binned Laplace of scale ``s_g``:
+#: ``p(0) = 1 − exp(−1/(2 s_g))``, ``p(1) = exp(−1/(2 s_g))·(1 − exp(−1/s_g))/2``.
 EDGE_BITS: tuple[int, ...] = (
+    0x3371AAE0, 0x34AD13F6, 0x35CCEB9C, 0x36CCC26E, 0x37AFE637, 0x3884134F, 0x392FF023, 0x39D2A9DC,
+    0x3A6570C5, 0x3AE5BFC8, 0x3B5592AC, 0x3BB9EE2C,
     0x3C18CA32, 0x3C6EB67B, 0x3CB2614A, 0x3D003407, 0x3D3211D9, 0x3D6FF07F, 0x3D9D56AB, 0x3DC96468,
     0x3DFC2B3C, 0x3E1ABCE8, 0x3E3A71B4, 0x3E5CE22C, 0x3E80D2AE, 0x3E942095, 0x3EA8188F, 0x3EBC76A6,
     0x3ED0F855, 0x3EE55F32, 0x3EF972F1, 0x3F068160, 0x3F0FF2FF, 0x3F18FE30, 0x3F2196DA, 0x3F29B4A2,
@@ -70,13 +76,30 @@ EDGE_BITS: tuple[int, ...] = (
     0x3F7A13D0, 0x3F7AB752, 0x3F7B4962, 0x3F7BCBD1, 0x3F7C4045, 0x3F7CA837, 0x3F7D04FA, 0x3F7D57BE,
     0x3F7DA193, 0x3F7DE36F, 0x3F7E1E2B, 0x3F7E528C, 0x3F7E813F, 0x3F7EAAE3, 0x3F7ED001, 0x3F7EF118,
 )
+#: Every table either rule uses, finest first: ``g`` has scale ``2^((g − 30)/6)``.
 TABLES = len(SCALE_BITS)
-#: ``t = clamp(round(STEPS_PER_OCTAVE · log2 s) + SCALE_ZERO, 0, TABLES − 1)``.
 STEPS_PER_OCTAVE = 6
-SCALE_ZERO = 18
-#: Rule 0: checkerboard passes, channel by channel (the only rule defined in 1.1).
+#: Rule 0 (format 1.1): checkerboard passes, channel by channel, 64 tables from scale 2^−3.
 RULE_CHECKERBOARD = 0
-#: Four same-channel neighbours, five of the previous channel, five of the guide.
+#: Rule 1 (format 1.5): rule 0's passes and features, 76 tables from scale 2^−5.  Rule 0's
+#: finest table still charges a zero 0.026 bits, and a wavelet's sparse fine subbands are
+#: almost all zeros: on CAVE balloons at 0.05 bpppb that floor was a seventh of the budget.
+RULE_FINE = 1
+#: Rule → (zero, count): ``t = clamp(round(STEPS_PER_OCTAVE · log2 s) + zero, 0, count − 1)``,
+#: and the rule's table t is the global table ``g = t − zero + FINEST_ZERO``.
+RULES: dict[int, tuple[int, int]] = {RULE_CHECKERBOARD: (18, 64), RULE_FINE: (30, 76)}
+FINEST_ZERO = 30
+#: What new files use.
+DEFAULT_RULE = RULE_FINE
+
+
+def log2_scale_range(rule: int) -> tuple[float, float]:
+    """log2 of the smallest and largest scale the rule's tables hold (the training twin's
+    clamp)."""
+    zero, count = RULES[rule]
+    return (0 - zero) / STEPS_PER_OCTAVE, (count - 1 - zero) / STEPS_PER_OCTAVE
+
+
 BASE_FEATURES = 14
 MAX_FRAC = 12
 MAX_LAYERS = 4
@@ -87,9 +110,10 @@ ACT_BITS = 30
 MIN_BITS, MAX_BITS = 2, 16
 
 
-def scale_of(t: int | np.ndarray) -> np.ndarray:
-    """The nominal scale ``s_t`` of table ``t`` (float64, for training twins and tests)."""
-    return np.exp2((np.asarray(t, dtype=np.float64) - SCALE_ZERO) / STEPS_PER_OCTAVE)
+def scale_of(g: int | np.ndarray) -> np.ndarray:
+    """The nominal scale ``s_g`` of global table ``g`` (float64, for training twins and
+    tests)."""
+    return np.exp2((np.asarray(g, dtype=np.float64) - FINEST_ZERO) / STEPS_PER_OCTAVE)
 
 
 def _f32(bits: int) -> float:
@@ -316,8 +340,9 @@ def _layer(h: np.ndarray, w: np.ndarray, b: np.ndarray, frac: int) -> np.ndarray
     return h @ w64.T + bias
 
 
-def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer centres and table indices for feature rows ``feats`` of channel ``c``.
+def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int, rule: int = DEFAULT_RULE
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Integer centres and global table ids for feature rows ``feats`` of channel ``c``.
 
     ``feats`` holds integers (int64, or float64 holding integers).  Inputs of at most
     2^(ACT_BITS − frac) in magnitude, which every 16-bit level is, never reach the first
@@ -347,8 +372,9 @@ def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int) -> tuple[np.ndar
     half = 1 << net.frac >> 1
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     centre = np.clip((mu + half) >> net.frac, lo, hi)
-    table = np.clip(((ls * STEPS_PER_OCTAVE + half) >> net.frac) + SCALE_ZERO, 0, TABLES - 1)
-    return centre, table
+    zero, count = RULES[rule]
+    table = np.clip(((ls * STEPS_PER_OCTAVE + half) >> net.frac) + zero, 0, count - 1)
+    return centre, table + (FINEST_ZERO - zero)
 
 
 def _passes(shape: tuple[int, int, int]) -> list[tuple[int, int]]:
@@ -363,13 +389,13 @@ def _groups(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return [(int(t), order[s:e]) for t, s, e in zip(ts, starts, ends, strict=True)]
 
 
-def _residual_groups(lv: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None
-                     ) -> Iterator[tuple[np.ndarray, int]]:
+def _residual_groups(lv: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None,
+                     rule: int) -> Iterator[tuple[np.ndarray, int]]:
     """For a fully known grid, in decoding order: each table's residuals, pass by pass."""
     geo, padded = Geometry(lv.shape, guide), pad_grid(lv)
     for c, parity in _passes(lv.shape):
         pos, feats = geo.rows(padded, c, parity, decoded_odd=parity == 1)
-        centre, table = evaluate(net, feats, c, bits)
+        centre, table = evaluate(net, feats, c, bits, rule)
         flat = lv[c].reshape(-1)[pos]
         for t, idx in _groups(table):
             yield flat[idx] - centre[idx], t
@@ -385,12 +411,13 @@ def check_levels(levels: np.ndarray, bits: int) -> None:
                          f"{bits}-bit range {lo}..{hi}")
 
 
-def encode(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None) -> bytes:
+def encode(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None,
+           rule: int = DEFAULT_RULE) -> bytes:
     """The ANS words coding ``levels`` (C, H, W) under ``net``: decoder order, reversed."""
     lv = np.asarray(levels, dtype=np.int64)
     check_levels(lv, bits)
     net.check(inputs(None if guide is None else guide.shape[0]), lv.shape[0])
-    chunks = list(_residual_groups(lv, bits, net, guide))
+    chunks = list(_residual_groups(lv, bits, net, guide, rule))
     coder = constriction.stream.stack.AnsCoder()
     for residual, t in reversed(chunks):
         model, span = _model(t, bits)
@@ -399,7 +426,7 @@ def encode(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None)
 
 
 def decode(cur: Cursor, shape: tuple[int, int, int], bits: int, net: IntNet,
-           guide: np.ndarray | None) -> np.ndarray:
+           guide: np.ndarray | None, rule: int = DEFAULT_RULE) -> np.ndarray:
     """Levels (C, H, W) int32 from the rest of ``cur``; damage raises FormatError."""
     if cur.remaining % 4:
         raise cur.fail(f"coded stream length {cur.remaining} is not a multiple of 4")
@@ -410,7 +437,7 @@ def decode(cur: Cursor, shape: tuple[int, int, int], bits: int, net: IntNet,
         coder = constriction.stream.stack.AnsCoder(words)
         for c, parity in _passes(shape):
             pos, feats = geo.rows(padded, c, parity, decoded_odd=parity == 1)
-            centre, table = evaluate(net, feats, c, bits)
+            centre, table = evaluate(net, feats, c, bits, rule)
             values = np.empty(pos.size, dtype=np.int64)
             for t, idx in _groups(table):
                 model, span = _model(t, bits)
@@ -428,13 +455,14 @@ def decode(cur: Cursor, shape: tuple[int, int, int], bits: int, net: IntNet,
     return np.ascontiguousarray(grid, dtype=np.int32)
 
 
-def cost_bits(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None) -> float:
+def cost_bits(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None,
+              rule: int = DEFAULT_RULE) -> float:
     """Information content of ``levels`` under ``net`` in bits (the ANS stream's size less
     at most 64 bits of flush), for encoders choosing between candidates without coding."""
     lv = np.asarray(levels, dtype=np.int64)
     span = (1 << bits) - 1
     return sum(float(np.sum(_cost_table(t, bits)[residual + span]))
-               for residual, t in _residual_groups(lv, bits, net, guide))
+               for residual, t in _residual_groups(lv, bits, net, guide, rule))
 
 
 def stream_bytes(info_bits: float) -> int:

@@ -69,6 +69,8 @@ VALUES_BASE = 1 << 20
 ZLIB_MAX_RATIO = 1032
 
 AXIS_NONE = 0xFF
+#: Files whose grids use context rule 1 (finer scale tables) are format 1.5.
+FINE_RULE_MINOR = 5
 RAW_STORED, RAW_ZLIB = 0, 1
 
 
@@ -231,6 +233,8 @@ def _grid_section(grids: Mapping[str, Grid]) -> bytes:
         if not context.MIN_BITS <= g.bits <= context.MAX_BITS:
             raise HszError(f"grid {name!r}: {g.bits} bits is outside "
                            f"{context.MIN_BITS}..{context.MAX_BITS}")
+        if g.rule not in context.RULES:
+            raise HszError(f"grid {name!r}: unknown context rule {g.rule}")
         for role, other in (("guided", g.guide), ("shares the network of", g.shares)):
             if other is not None and other not in levels:
                 raise HszError(f"grid {name!r} {role} {other!r}, which is not an earlier grid")
@@ -238,13 +242,13 @@ def _grid_section(grids: Mapping[str, Grid]) -> bytes:
             raise HszError(f"grid {name!r} shares {g.shares!r}'s network but its layers differ")
         try:
             stream = context.encode(lv, g.bits, g.net,
-                                    None if g.guide is None else levels[g.guide])
+                                    None if g.guide is None else levels[g.guide], g.rule)
         except ValueError as exc:
             raise HszError(f"grid {name!r}: {exc}") from None
         guide_name = b"" if g.guide is None else g.guide.encode("utf-8")
         shares_name = b"" if g.shares is None else g.shares.encode("utf-8")
         parts += [binio.name_bytes(name), _shape_bytes(name, lv.shape), binio.u8(g.bits),
-                  binio.u8(context.RULE_CHECKERBOARD), binio.u16(len(guide_name)), guide_name,
+                  binio.u8(g.rule), binio.u16(len(guide_name)), guide_name,
                   binio.u16(len(shares_name)), shares_name,
                   b"" if g.shares is not None else g.net.layer_bytes(), g.net.bias_bytes(),
                   binio.u64(len(stream)), stream]
@@ -259,11 +263,14 @@ class CodedGrids:
     tries many tensor bit depths around fixed grids) does not run the context coder again."""
 
     payload: bytes
+    #: The context rules the grids use (they decide the format version).
+    rules: frozenset[int] = frozenset()
 
 
 def code_grids(grids: Mapping[str, Grid]) -> CodedGrids:
     """Code ``grids`` once; :func:`pack` accepts the result wherever it accepts grids."""
-    return CodedGrids(_grid_section(grids) if grids else b"")
+    return CodedGrids(_grid_section(grids) if grids else b"",
+                      frozenset(g.rule for g in grids.values()))
 
 
 def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTensor],
@@ -282,11 +289,13 @@ def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTens
     sections += [("TDIR", FLAG_CRITICAL, tdir), ("TDAT", FLAG_CRITICAL, tdat)]
     if raw_rest:
         sections.append(("RAWA", FLAG_CRITICAL, _raw_section(raw_rest)))
-    lats = grids.payload if isinstance(grids, CodedGrids) else (
-        _grid_section(grids) if grids else b"")
+    coded = grids if isinstance(grids, CodedGrids) else code_grids(grids or {})
+    lats = coded.payload
     if lats:
         sections.append(("LATS", FLAG_CRITICAL, lats))
     minor = 2 if bnds or uses_delta else 1 if lats else 0
+    if context.RULE_FINE in coded.rules:
+        minor = FINE_RULE_MINOR
     return write_container(sections, minor=minor)
 
 
@@ -437,7 +446,8 @@ def parse_raw(payload: bytes, offset: int, file_length: int) -> dict[str, np.nda
 
 def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
                       nets: Mapping[str, context.IntNet]
-                      ) -> tuple[str, tuple[int, int, int], int, str | None, context.IntNet]:
+                      ) -> tuple[str, tuple[int, int, int], int, int, str | None,
+                                 context.IntNet]:
     name = binio.read_name(cur)
     if name in known:
         raise cur.fail(f"grid name {name!r} appears twice")
@@ -448,7 +458,7 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
     if not context.MIN_BITS <= bits <= context.MAX_BITS:
         raise cur.fail(f"grid {name!r} declares {bits} bits "
                        f"(allowed {context.MIN_BITS}..{context.MAX_BITS})")
-    if rule != context.RULE_CHECKERBOARD:
+    if rule not in context.RULES:
         raise cur.fail(f"grid {name!r} uses unknown context rule {rule}")
     n = cur.u16()
     guide = cur.text(n) if n else None
@@ -461,7 +471,7 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
                        "earlier grid")
     layers = nets[shares] if shares is not None else context.IntNet.read_layers(cur)
     net = layers.with_bias(cur, shape[0])
-    return name, (shape[0], shape[1], shape[2]), bits, guide, net
+    return name, (shape[0], shape[1], shape[2]), bits, rule, guide, net
 
 
 def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool = True
@@ -477,7 +487,7 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
     nets: dict[str, context.IntNet] = {}
     out: dict[str, Any] = {}
     for _ in range(count):
-        name, shape, bits, guide, net = _read_grid_header(cur, shapes, nets)
+        name, shape, bits, rule, guide, net = _read_grid_header(cur, shapes, nets)
         nets[name] = net
         budget -= math.prod(shape)
         if budget < 0:
@@ -490,11 +500,12 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
         if decode:
             sub = Cursor(stream, start, f"grid {name!r}")
             out[name] = context.decode(sub, shape, bits, net,
-                                       None if guide is None else out[guide])
+                                       None if guide is None else out[guide], rule)
         else:
             if length % 4:
                 raise cur.fail(f"grid {name!r} has a {length}-byte stream, not whole words")
-            out[name] = {"name": name, "shape": list(shape), "bits": bits, "guide": guide,
+            out[name] = {"name": name, "shape": list(shape), "bits": bits,
+                         **({"rule": rule} if rule else {}), "guide": guide,
                          "context_layers": [list(w.shape) for w in net.weights],
                          "bytes": length}
     cur.expect_end()

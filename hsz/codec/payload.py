@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hsz.codec.context import IntNet
+from hsz.codec.context import DEFAULT_RULE, IntNet
 from hsz.codec.quantize import DEFAULT_BITS
 
 
@@ -31,6 +31,8 @@ class Grid:
     net: IntNet
     guide: str | None = None
     shares: str | None = None
+    #: The context rule (:data:`hsz.codec.context.RULES`); files before 1.5 hold rule 0.
+    rule: int = DEFAULT_RULE
 
 
 @dataclass

@@ -53,7 +53,11 @@ def pack_tiled(meta: Mapping[str, Any], raw: Mapping[str, np.ndarray],
     sections += [("TILE", FLAG_CRITICAL, t) for t in tiles]
     entry = meta.get("tiles")
     margin = entry.get("margin", 0) if isinstance(entry, Mapping) else 0
-    return write_container(sections, minor=MARGIN_MINOR if margin else TILED_MINOR)
+    # A tile's own version (its grids' context rule) counts too: the whole file is the
+    # newest version any part of it needs.
+    inner = max((int.from_bytes(t[10:12], "little") for t in tiles if len(t) >= 12),
+                default=0)
+    return write_container(sections, minor=max(MARGIN_MINOR if margin else TILED_MINOR, inner))
 
 
 def outer_bytes(meta: Mapping[str, Any], raw: Mapping[str, np.ndarray], tiles: int) -> int:

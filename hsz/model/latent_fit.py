@@ -25,7 +25,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from hsz.codec.context import SCALE_ZERO, STEPS_PER_OCTAVE, TABLES, inputs
+from hsz.codec.context import DEFAULT_RULE, inputs, log2_scale_range
 from hsz.model import wavelet
 from hsz.model.family import FitJob, Fitted, loss_mask
 from hsz.model.latent import (
@@ -39,9 +39,8 @@ from hsz.model.latent import (
 )
 from hsz.model.training import adam, lr_factor, resolve_device
 
-#: log2 of the smallest and largest scale the codec's tables hold.
-_LOG2_MIN = (0 - SCALE_ZERO) / STEPS_PER_OCTAVE
-_LOG2_MAX = (TABLES - 1 - SCALE_ZERO) / STEPS_PER_OCTAVE
+#: log2 of the smallest and largest scale the tables of the rule new files use hold.
+_LOG2_MIN, _LOG2_MAX = log2_scale_range(DEFAULT_RULE)
 #: The smallest probability a training bin gets (the codec's floor is 2^-24 per symbol).
 _P_FLOOR = 2.0**-24
 
