@@ -358,3 +358,14 @@ def test_context_in_channel_chunks_equals_the_whole_grid_at_once() -> None:
         latent_fit.CONTEXT_CHUNK = saved
     for a, b in zip(whole, chunked, strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_fit_never_ends_worse_than_its_start(crop: Cube, monkeypatch: Any) -> None:
+    """Training that wrecks the latents (here a learning rate 400 times the codec's) gives
+    the start back instead: the start is already a file at the goal rate."""
+    from hsz.model import latent_fit
+
+    calm = api.encode(crop, bpppb=3.0, model="latent", preset="fast", epochs=1, seed=0)
+    monkeypatch.setattr(latent_fit, "LATENT_LR", 40.0)
+    wild = api.encode(crop, bpppb=3.0, model="latent", preset="fast", epochs=12, seed=0)
+    assert wild.quality["psnr_band_mean"] > calm.quality["psnr_band_mean"] - 1.0
