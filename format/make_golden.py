@@ -111,17 +111,24 @@ def cases_1_1() -> dict[str, bytes]:
     return {"toy_linear_ip_u16": toy, "guided_grids": guided, "latent_ip_u16": latent}
 
 
-def cases_1_2() -> dict[str, bytes]:
-    """Format 1.2 files: band curves and difference-coded tensors."""
-    from hsz import api, codec
+def _latent_ip_crop() -> bytes:
+    """The 16x16x24 Indian Pines crop with its band curves, encoded by ``latent``."""
+    from hsz import api
 
     ip = np.load(SHARED / "indian_pines_corrected.npy")[50:66, 80:96, 40:64]
     table = np.loadtxt(SHARED / "indian_pines_corrected_wavelengths.csv", delimiter=",",
                        comments="#", skiprows=4, usecols=(3, 4))[40:64]
     ip_cube = Cube_(np.ascontiguousarray(np.moveaxis(ip, -1, 0)), wavelengths=table[:, 0],
                     fwhm=table[:, 1], wavelength_units="Nanometers", source_format="npy")
-    latent = api.encode(ip_cube, bpppb=6.0, model="latent", preset="fast", epochs=150,
-                        seed=0).data
+    return api.encode(ip_cube, bpppb=6.0, model="latent", preset="fast", epochs=150,
+                      seed=0).data
+
+
+def cases_1_2() -> dict[str, bytes]:
+    """Format 1.2 files: band curves and difference-coded tensors."""
+    from hsz import api, codec
+
+    latent = _latent_ip_crop()
 
     import scipy.io
 
@@ -192,17 +199,11 @@ def cases_1_4() -> dict[str, bytes]:
 
 def cases_1_5() -> dict[str, bytes]:
     """Format 1.5 files: grids coded under context rule 1."""
-    from hsz import api, codec
+    from hsz import codec
     from hsz.codec import context
     from hsz.codec.payload import Grid
 
-    ip = np.load(SHARED / "indian_pines_corrected.npy")[50:66, 80:96, 40:64]
-    table = np.loadtxt(SHARED / "indian_pines_corrected_wavelengths.csv", delimiter=",",
-                       comments="#", skiprows=4, usecols=(3, 4))[40:64]
-    ip_cube = Cube_(np.ascontiguousarray(np.moveaxis(ip, -1, 0)), wavelengths=table[:, 0],
-                    fwhm=table[:, 1], wavelength_units="Nanometers", source_format="npy")
-    latent = api.encode(ip_cube, bpppb=6.0, model="latent", preset="fast", epochs=150,
-                        seed=0).data
+    latent = _latent_ip_crop()
     # Sparse levels under scales from 2^-5 up: the channel biases put most positions on
     # the tables below rule 0's finest, and the neighbours of the few nonzeros above it.
     rng = np.random.default_rng(15)

@@ -48,6 +48,25 @@ def test_golden_file(path: Path) -> None:
     _decodes_to_its_golden_cube(path, buf)
 
 
+def _matches_its_info(path: Path, buf: bytes, version: str) -> dict:
+    """hsz and the reader both describe the file as its saved info says; returns that."""
+    expected = json.loads(path.with_suffix(".info.json").read_text(encoding="utf-8"))
+    assert expected["format"] == version
+    assert reader.info(buf) == expected
+    assert describe(path) == expected
+    return expected
+
+
+def _grids_match_golden(path: Path, buf: bytes) -> None:
+    """Every grid, decoded by hsz and by the reader, is the saved one, in the saved order."""
+    saved = np.load(path.with_suffix(".grids.npz"))
+    ours, theirs = unpack(buf).grids, reader.decode_grids(buf)
+    assert list(ours) == list(theirs) == list(saved.files)
+    for name in ours:
+        assert np.array_equal(ours[name], saved[name]), name
+        assert np.array_equal(theirs[name], saved[name]), name
+
+
 def _decodes_to_its_golden_cube(path: Path, buf: bytes) -> None:
     """The saved cube matches its SHA-256, and hsz decodes the file to it."""
     expected_cube = np.load(path.with_suffix(".decoded.npy"))
@@ -151,16 +170,8 @@ def test_golden_file_1_1(path: Path) -> None:
     from hsz.model import register, unregister
 
     buf = path.read_bytes()
-    expected = json.loads(path.with_suffix(".info.json").read_text(encoding="utf-8"))
-    assert expected["format"] == "1.1"
-    assert reader.info(buf) == expected
-    assert describe(path) == expected
-    saved = np.load(path.with_suffix(".grids.npz"))
-    ours, theirs = unpack(buf).grids, reader.decode_grids(buf)
-    assert list(ours) == list(theirs) == list(saved.files)
-    for name in ours:
-        assert np.array_equal(ours[name], saved[name]), name
-        assert np.array_equal(theirs[name], saved[name]), name
+    _matches_its_info(path, buf, "1.1")
+    _grids_match_golden(path, buf)
     cube_file = path.with_suffix(".decoded.npy")
     if not cube_file.exists():
         return
@@ -214,10 +225,7 @@ GOLDEN_1_2 = sorted((HERE / "v1.2").glob("*.hsz"))
 def test_golden_file_1_2(path: Path) -> None:
     """Band curves, difference-coded tensors and grids, decoded by hsz and by the reader."""
     buf = path.read_bytes()
-    expected = json.loads(path.with_suffix(".info.json").read_text(encoding="utf-8"))
-    assert expected["format"] == "1.2"
-    assert reader.info(buf) == expected
-    assert describe(path) == expected
+    _matches_its_info(path, buf, "1.2")
     ours, theirs = unpack(buf), reader.decode_tensors(buf)
     assert list(ours.tensors) == list(theirs)
     for name in theirs:
@@ -239,17 +247,9 @@ GOLDEN_1_5 = sorted((HERE / "v1.5").glob("*.hsz"))
 def test_golden_file_1_5(path: Path) -> None:
     """Grids under context rule 1 (finer tables), decoded by hsz and by the reader."""
     buf = path.read_bytes()
-    expected = json.loads(path.with_suffix(".info.json").read_text(encoding="utf-8"))
-    assert expected["format"] == "1.5"
+    expected = _matches_its_info(path, buf, "1.5")
     assert {g["rule"] for g in expected["grids"]} == {1}
-    assert reader.info(buf) == expected
-    assert describe(path) == expected
-    saved = np.load(path.with_suffix(".grids.npz"))
-    ours, theirs = unpack(buf).grids, reader.decode_grids(buf)
-    assert list(ours) == list(theirs) == list(saved.files)
-    for name in ours:
-        assert np.array_equal(ours[name], saved[name]), name
-        assert np.array_equal(theirs[name], saved[name]), name
+    _grids_match_golden(path, buf)
     if path.with_suffix(".decoded.npy").exists():
         _decodes_to_its_golden_cube(path, buf)
 

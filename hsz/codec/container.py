@@ -135,6 +135,13 @@ def _diagnose_signature(start: bytes) -> str:
     return "it does not start with the .hsz signature"
 
 
+def header_version(data: bytes) -> tuple[int, int]:
+    """(major, minor) from the fixed header of a file this process just wrote (unchecked:
+    readers go through :func:`read_container`)."""
+    _, major, minor, *_ = HEADER.unpack(data[:HEADER.size])
+    return major, minor
+
+
 def _parse_header(head: bytes, actual_size: int) -> tuple[int, int, int, int]:
     """Validate the fixed header; returns (major, minor, file_length, section_count)."""
     if actual_size < HEADER.size + CRC.size:

@@ -23,9 +23,11 @@ from hsz.codec import bands
 from hsz.codec.binio import DAMAGED
 from hsz.codec.container import (
     FLAG_CRITICAL,
+    HEADER,
     Container,
     Section,
     crc32,
+    header_version,
     read_container,
     read_container_header,
     write_container,
@@ -55,8 +57,7 @@ def pack_tiled(meta: Mapping[str, Any], raw: Mapping[str, np.ndarray],
     margin = entry.get("margin", 0) if isinstance(entry, Mapping) else 0
     # A tile's own version (its grids' context rule) counts too: the whole file is the
     # newest version any part of it needs.
-    inner = max((int.from_bytes(t[10:12], "little") for t in tiles if len(t) >= 12),
-                default=0)
+    inner = max((header_version(t)[1] for t in tiles if len(t) >= HEADER.size), default=0)
     return write_container(sections, minor=max(MARGIN_MINOR if margin else TILED_MINOR, inner))
 
 

@@ -317,10 +317,14 @@ def _sensitivity(config: LatentConfig, tensors: dict[str, np.ndarray],
 FULL = 0.95
 
 
+#: The largest magnitude a grid's levels reach: grids hold at most 16 bits.
+LEVEL_LIMIT = (1 << 15) - 1
+
+
 def trained_levels(values: list[np.ndarray]) -> list[np.ndarray]:
     """The integer latents a fit's trained values round to (what the file codes unless
     landing has to change them), within the 16 bits a grid can hold."""
-    return [np.rint(np.asarray(v, np.float32)).clip(-(1 << 15), (1 << 15) - 1)
+    return [np.rint(np.asarray(v, np.float32)).clip(-LEVEL_LIMIT - 1, LEVEL_LIMIT)
             .astype(np.int32) for v in values]
 
 #: Fewest bits of the float tensors, which training freezes them on before its rounded
@@ -390,14 +394,14 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
             nonzero latents of a CAVE file (106,801 to 198,315) for no gain in distortion.
             """
             lv = [np.where(np.abs(v) < 0.5, 0.0, np.rint(np.asarray(v, np.float64) * 2.0**-u)
-                           ).clip(-(1 << 15), (1 << 15) - 1).astype(np.int32) for v in values]
+                           ).clip(-LEVEL_LIMIT - 1, LEVEL_LIMIT).astype(np.int32) for v in values]
             return coded(lv, u)
 
         # No finer than the 16 bits a grid holds: a low band trained near that bound (the
         # corn kernels at 0.07 bpppb) would otherwise be clipped (27.2 dB fitted, 25.6 dB
         # in the file).
         top = max(float(np.abs(v).max(initial=0.0)) for v in values)
-        lo = max(-1.0, math.log2(max(top, 1.0) / ((1 << 15) - 1)))
+        lo = max(-1.0, math.log2(max(top, 1.0) / LEVEL_LIMIT))
         if lo >= 0.0:
             return exact
         u = least_that_fits(lambda v: len(pack(finer(v))) <= limit, lo, 0.0, 6)

@@ -29,6 +29,7 @@ from hsz.codec.context import DEFAULT_RULE, inputs, log2_scale_range
 from hsz.model import wavelet
 from hsz.model.family import FitJob, Fitted, loss_mask
 from hsz.model.latent import (
+    LEVEL_LIMIT,
     TENSOR_BITS,
     LatentConfig,
     fixed_bytes,
@@ -365,7 +366,7 @@ def _shift_steps(model: LatentModel, values: list[Tensor], base: tuple[Tensor, T
 
 #: The largest latent magnitude training leaves in a (level, component): a grid holds 16-bit
 #: levels, and the rounded phase still moves latents by a little.
-LEVEL_MAX = (1 << 15) - 256
+LEVEL_MAX = LEVEL_LIMIT - 255
 
 
 def keep_in_range(model: LatentModel) -> None:
