@@ -1,4 +1,4 @@
-"""Write the golden files in format/v1.0/ to v1.5/ from small crops of real scenes.
+"""Write the golden files in format/v1.0/ to v1.6/ from small crops of real scenes.
 
 For each case it writes ``<name>.hsz``, ``<name>.info.json`` (``hsz.codec.describe``),
 ``<name>.decoded.npy`` (the decoded cube's samples, bands first) and ``<name>.sha256``
@@ -23,9 +23,12 @@ Format 1.4 cases: the same two scenes with each tile coded over an 8-pixel margi
 Format 1.5 cases: grids under context rule 1 (finer scale tables): the ``latent`` family on
 the Indian Pines crop of 1.2, and a codec-only file of sparse grids whose predicted scales
 reach the tables rule 0 does not have.
+Format 1.6 cases: grids under context rule 2 (a free zero ratio, the ``group`` feature): the
+``latent`` family on the same crop, and a codec-only file of three grids (a guide, a sparse
+six-channel grid, a third sharing its layers) whose biases spread the ratio rungs.
 
 Run from the repository root with ``../shared/data`` beside it:
-``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4|1.5]`` (default 1.0).
+``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4|1.5|1.6]`` (default 1.0).
 """
 
 from __future__ import annotations
@@ -101,12 +104,13 @@ def cases_1_1() -> dict[str, bytes]:
             [rng.normal(0, 0.2, (5, inputs)), rng.normal(0, 0.3, (2, 5))],
             [rng.normal(0, 0.1, 5), np.array([0.0, 1.0])], rng.normal(0, 0.3, (channels, 2)))
 
-    shared = net(context.inputs(), 3)
+    shared = net(context.inputs(context.RULE_CHECKERBOARD), 3)
     half = context.IntNet(shared.frac, shared.weights, shared.biases,
                           (shared.channel_bias - 64).astype(np.int16))
-    grids = {"coarse": Grid(coarse, 10, net(context.inputs(), 3)),
-             "fine": Grid(fine, 10, shared, guide="coarse"),
-             "fine_half": Grid(fine // 2, 10, half, guide="coarse", shares="fine")}
+    rule = context.RULE_CHECKERBOARD
+    grids = {"coarse": Grid(coarse, 10, net(context.inputs(rule), 3), rule=rule),
+             "fine": Grid(fine, 10, shared, guide="coarse", rule=rule),
+             "fine_half": Grid(fine // 2, 10, half, guide="coarse", shares="fine", rule=rule)}
     guided = codec.pack({"note": "grid conformance file; no model"}, {}, grids=grids)
     return {"toy_linear_ip_u16": toy, "guided_grids": guided, "latent_ip_u16": latent}
 
@@ -210,7 +214,7 @@ def cases_1_5() -> dict[str, bytes]:
     sparse = np.where(rng.random((3, 24, 20)) < 0.03,
                       np.rint(rng.laplace(0, 3, (3, 24, 20))), 0).astype(np.int32)
     coarse = np.rint(rng.laplace(0, 4, (3, 12, 10))).astype(np.int32)
-    w1 = rng.normal(0, 0.4, (6, context.inputs()))
+    w1 = rng.normal(0, 0.4, (6, context.inputs(context.RULE_FINE)))
     w2 = np.vstack([np.zeros(6), np.abs(rng.normal(0, 0.5, 6))])
     fine_net = context.IntNet.from_float([w1, w2], [np.zeros(6), np.zeros(2)],
                                          np.array([[0.0, -5.0], [0.0, -4.2], [0.0, -3.4]]))
@@ -220,6 +224,39 @@ def cases_1_5() -> dict[str, bytes]:
              "sparse": Grid(sparse, 8, fine_net, guide="coarse", rule=context.RULE_FINE)}
     fine = codec.pack({"note": "rule-1 grid conformance file; no model"}, {}, grids=grids)
     return {"latent_ip_u16": latent, "fine_tables": fine}
+
+
+def cases_1_6() -> dict[str, bytes]:
+    """Format 1.6 files: grids coded under context rule 2 (zero ratio, group feature)."""
+    from hsz import codec
+    from hsz.codec import context
+    from hsz.codec.payload import Grid
+
+    latent = _latent_ip_crop()
+    # A coarse grid read by a sparse one (six channels, group 3) and a third sharing the
+    # sparse one's layers (group 2): channel biases spread the ratio rungs from 2^0 to
+    # 2^-24 and the scales from 2^-5 up, so most of the ladder is in use.
+    rng = np.random.default_rng(16)
+    rule, width = context.RULE_RATIO, context.inputs(context.RULE_RATIO)
+    coarse = np.rint(rng.laplace(0, 4, (3, 12, 10))).astype(np.int32)
+    sparse = np.where(rng.random((6, 24, 20)) < 0.05,
+                      np.rint(rng.laplace(0, 5, (6, 24, 20))), 0).astype(np.int32)
+    w1 = rng.normal(0, 0.4, (6, width))
+    w2 = np.vstack([-np.abs(rng.normal(0, 0.8, 6)), np.abs(rng.normal(0, 0.5, 6))])
+    bias = np.stack([np.linspace(0.0, -20.0, 6), np.linspace(-5.0, 1.0, 6)], axis=1)
+    sparse_net = context.IntNet.from_float([w1, w2], [np.zeros(6), np.zeros(2)], bias)
+    half_net = context.IntNet(sparse_net.frac, sparse_net.weights, sparse_net.biases,
+                              (sparse_net.channel_bias - 96).astype(np.int16))
+    coarse_net = context.IntNet.from_float([rng.normal(0, 0.2, (4, width)),
+                                            rng.normal(0, 0.3, (2, 4))],
+                                           [np.zeros(4), np.zeros(2)],
+                                           np.array([[-1.0, 2.0], [-2.0, 1.5], [-0.5, 1.0]]))
+    grids = {"coarse": Grid(coarse, 8, coarse_net, rule=rule, group=2),
+             "sparse": Grid(sparse, 8, sparse_net, guide="coarse", rule=rule, group=3),
+             "sparse_half": Grid(sparse // 2, 8, half_net, guide="coarse", shares="sparse",
+                                 rule=rule, group=2)}
+    ratio = codec.pack({"note": "rule-2 grid conformance file; no model"}, {}, grids=grids)
+    return {"latent_ip_u16": latent, "ratio_tables": ratio}
 
 
 def Cube_(*args, **kwargs):  # noqa: N802 - imported late so that --help needs no hsz
@@ -268,8 +305,10 @@ def main(argv: list[str]) -> int:
         made = cases_1_4()
     elif version == "1.5":
         made = cases_1_5()
+    elif version == "1.6":
+        made = cases_1_6()
     else:
-        print(f"unknown version {version}; use 1.0 to 1.5", file=sys.stderr)
+        print(f"unknown version {version}; use 1.0 to 1.6", file=sys.stderr)
         return 2
     for name, buf in made.items():
         path = out / f"{name}.hsz"

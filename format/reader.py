@@ -567,10 +567,22 @@ def _f32(bits: int) -> float:
     return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
-def table(t: int, bits: int) -> list[int]:
-    """CDF of scale table t over residuals -(2^b - 1) .. 2^b - 1 (SPEC §6.3)."""
+def rung(j: int) -> float:
+    """Rule 2's zero ratio 2^(-j/2) (SPEC §6.3): 2^(-1/2) as float32, times a power of 2."""
+    r = 1.0 if j % 2 == 0 else _f32(0x3F3504F3)
+    for _ in range(j // 2):
+        r = r / 2.0
+    return r
+
+
+def table(t: int | tuple[int, int], bits: int) -> list[int]:
+    """CDF of scale table t, or of rule 2's (scale table, rung) pair, over residuals
+    -(2^b - 1) .. 2^b - 1 (SPEC §6.3)."""
     if (t, bits) not in _TABLES:
-        a, c = _f32(DECAYS[t]), _f32(EDGES[t])
+        if isinstance(t, tuple):
+            a, c = _f32(DECAYS[t[0]]), rung(t[1])
+        else:
+            a, c = _f32(DECAYS[t]), _f32(EDGES[t])
         g = [1.0]
         for d in range(1, 2**bits):
             nxt = g[-1] * (c if d == 1 else a)
@@ -579,7 +591,8 @@ def table(t: int, bits: int) -> list[int]:
     return _TABLES[(t, bits)]
 
 
-def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: int
+def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: int,
+                  rule: int = 1, group: int = 1
                   ) -> tuple[list[tuple[int, int]], np.ndarray]:
     """SPEC §6.3 feature rows for pass ``parity`` of channel c, written out position by
     position (no shared code with hsz)."""
@@ -610,17 +623,21 @@ def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: in
                 f += [gv(gy, gx), gv(gy - 1, gx), gv(gy + 1, gx), gv(gy, gx - 1), gv(gy, gx + 1)]
             else:
                 f += [0, 0, 0, 0, 0]
+            if rule == 2:
+                b = c - group
+                f += [at(b, y, x), at(b, y - 1, x), at(b, y + 1, x), at(b, y, x - 1),
+                      at(b, y, x + 1)]
             rows.append(f + [abs(v) for v in f])
             where.append((y, x))
     return where, np.array(rows, dtype=np.int64).reshape(len(rows), -1)
 
 
 #: SPEC §6.3: context rule -> (table zero, table count).
-RULE_TABLES = {0: (18, 64), 1: (30, 76)}
+RULE_TABLES = {0: (18, 64), 1: (30, 76), 2: (30, 76)}
 
 
 def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int, rule: int
-            ) -> tuple[np.ndarray, np.ndarray]:
+            ) -> tuple[np.ndarray, list[Any]]:
     frac, lim = net["frac"], 2**30
     h = np.clip(feats * 2**frac, -lim, lim)
     for i, (w, b) in enumerate(net["layers"]):
@@ -633,8 +650,11 @@ def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int, rule: int
     half = 2**frac // 2
     centre = np.clip(np.floor_divide(mu + half, 2**frac), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     zero, count = RULE_TABLES[rule]
-    t = np.clip(np.floor_divide(ls * 6 + half, 2**frac) + zero, 0, count - 1)
-    return centre, t + 30 - zero
+    t = np.clip(np.floor_divide(ls * 6 + half, 2**frac) + zero, 0, count - 1) + 30 - zero
+    if rule == 2:
+        j = np.clip(np.floor_divide(-2 * mu + half, 2**frac), 0, 48)
+        return centre * 0, [(int(a), int(b)) for a, b in zip(t, j, strict=True)]
+    return centre, [int(a) for a in t]
 
 
 def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
@@ -652,6 +672,9 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
         bits, rule = cur.num("B"), cur.num("B")
         if not 2 <= bits <= 16 or rule not in RULE_TABLES:
             raise ReaderError(f"grid {name}: bits {bits}, rule {rule}")
+        group = cur.num("B") if rule == 2 else 1
+        if group < 1:
+            raise ReaderError(f"grid {name}: group {group}")
         n = cur.num("H")
         guide = cur.take(n).decode("utf-8") if n else None
         if guide is not None and guide not in grids:
@@ -662,8 +685,10 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
             if shares not in networks:
                 raise ReaderError(f"grid {name}: shares {shares}, not an earlier grid")
             frac, layers = networks[shares]
+            if layers[0][0].shape[1] != (38 if rule == 2 else 28):
+                raise ReaderError(f"grid {name}: shares a network of another rule's width")
         else:
-            width = 28
+            width = 38 if rule == 2 else 28
             frac, n_layers = cur.num("B"), cur.num("B")
             if frac > 12 or not 1 <= n_layers <= 4:
                 raise ReaderError(f"grid {name}: frac {frac}, {n_layers} layers")
@@ -686,7 +711,8 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
             raise ReaderError(f"grid {name}: stream is not whole words")
         net = {"frac": frac, "layers": layers, "channel_bias": cb}
         entry = {"info": {"name": name, "shape": shape, "bits": bits,
-                          **({"rule": rule} if rule else {}), "guide": guide,
+                          **({"rule": rule} if rule else {}),
+                          **({"group": group} if rule == 2 else {}), "guide": guide,
                           "context_layers": [list(w.shape) for w, _ in layers],
                           "bytes": length}}
         if decode:
@@ -695,10 +721,11 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
             g = grids[guide] if guide is not None else None
             for c in range(shape[0]):
                 for parity in (0, 1):
-                    where, feats = grid_features(grid, g, c, parity)  # type: ignore[arg-type]
+                    where, feats = grid_features(grid, g, c, parity,  # type: ignore[arg-type]
+                                                 rule, group)
                     centre, t = run_net(net, feats, c, bits, rule)
                     values = [0] * len(where)
-                    for tab in sorted(set(int(v) for v in t)):
+                    for tab in sorted(set(t)):
                         idx = [j for j in range(len(where)) if t[j] == tab]
                         syms = ans.decode(table(tab, bits), len(idx))
                         for j, sym in zip(idx, syms, strict=True):

@@ -190,7 +190,7 @@ def test_golden_file_1_1(path: Path) -> None:
     assert diff.max() <= 1 and np.mean(diff > 0) < 0.01
 
 
-@pytest.mark.parametrize("rule", [0, 1])
+@pytest.mark.parametrize("rule", [0, 1, 2])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_reader_agrees_on_synthetic_grids(seed: int, rule: int) -> None:
     from hsz.codec import context
@@ -207,8 +207,10 @@ def test_reader_agrees_on_synthetic_grids(seed: int, rule: int) -> None:
 
     a = np.rint(rng.laplace(0, 5, (2, 5, 9))).astype(np.int32)
     b = np.clip(np.rint(rng.laplace(0, 40, (3, 11, 17))), -2048, 2047).astype(np.int32)
-    grids = {"a": Grid(a, 8, net(context.inputs(None), 2, 1), rule=rule),
-             "b": Grid(b, 12, net(context.inputs(2), 3, 3), guide="a", rule=rule)}
+    group = 2 if rule == context.RULE_RATIO else 1
+    grids = {"a": Grid(a, 8, net(context.inputs(rule), 2, 1), rule=rule),
+             "b": Grid(b, 12, net(context.inputs(rule), 3, 3), guide="a", rule=rule,
+                       group=group)}
     buf = pack({"note": "synthetic grids"}, {}, grids=grids)
     assert reader.info(buf) == describe(buf)
     theirs = reader.decode_grids(buf)
@@ -252,6 +254,41 @@ def test_golden_file_1_5(path: Path) -> None:
     _grids_match_golden(path, buf)
     if path.with_suffix(".decoded.npy").exists():
         _decodes_to_its_golden_cube(path, buf)
+
+
+GOLDEN_1_6 = sorted((HERE / "v1.6").glob("*.hsz"))
+
+
+@pytest.mark.parametrize("path", GOLDEN_1_6, ids=[p.stem for p in GOLDEN_1_6])
+def test_golden_file_1_6(path: Path) -> None:
+    """Grids under context rule 2 (zero ratio, group feature), decoded by hsz and by the
+    reader."""
+    buf = path.read_bytes()
+    expected = _matches_its_info(path, buf, "1.6")
+    assert {g["rule"] for g in expected["grids"]} == {2}
+    assert all(g["group"] in (2, 3) for g in expected["grids"])
+    _grids_match_golden(path, buf)
+    if path.with_suffix(".decoded.npy").exists():
+        _decodes_to_its_golden_cube(path, buf)
+
+
+def test_golden_1_6_uses_every_rung_and_scale() -> None:
+    """The conformance file reaches all 49 ratio rungs and all 76 scale tables."""
+    spec_reader = reader
+    used: set[tuple[int, int]] = set()
+    run = spec_reader.run_net
+
+    def spy(*args: object) -> tuple[object, list[tuple[int, int]]]:
+        centre, tables = run(*args)  # type: ignore[arg-type]
+        used.update(tables)
+        return centre, tables
+
+    spec_reader.run_net = spy  # type: ignore[assignment]
+    try:
+        spec_reader.decode_grids((HERE / "v1.6" / "ratio_tables.hsz").read_bytes())
+    finally:
+        spec_reader.run_net = run  # type: ignore[assignment]
+    assert {j for _, j in used} == set(range(49)) and {g for g, _ in used} == set(range(76))
 
 
 def test_golden_1_2_covers_every_curve_and_difference_method() -> None:

@@ -22,13 +22,15 @@ def _net(rng: np.random.Generator, inputs: int, channels: int, hidden: int = 6
     )
 
 
-def _grids(seed: int = 0) -> dict[str, Grid]:
+def _grids(seed: int = 0, rule: int = context.DEFAULT_RULE) -> dict[str, Grid]:
     rng = np.random.default_rng(seed)
     coarse = np.clip(np.rint(rng.laplace(0, 6, (3, 6, 7))), -127, 127).astype(np.int32)
-    fine = np.clip(np.rint(rng.laplace(0, 2, (2, 12, 13))), -127, 127).astype(np.int32)
+    fine = np.clip(np.rint(rng.laplace(0, 2, (4, 12, 13))), -127, 127).astype(np.int32)
+    group = 3 if rule == context.RULE_RATIO else 1
     return {
-        "coarse": Grid(coarse, 8, _net(rng, context.inputs(None), 3)),
-        "fine": Grid(fine, 8, _net(rng, context.inputs(3), 2), guide="coarse"),
+        "coarse": Grid(coarse, 8, _net(rng, context.inputs(rule), 3), rule=rule),
+        "fine": Grid(fine, 8, _net(rng, context.inputs(rule), 4), guide="coarse", rule=rule,
+                     group=group),
     }
 
 
@@ -46,28 +48,87 @@ def test_scale_table_literals_are_the_stated_laplace_bins() -> None:
     assert context.decay(0) < context.decay(1) < context.decay(context.TABLES - 1) < 1.0
 
 
-@pytest.mark.parametrize(("rule", "version"), [(0, (1, 1)), (1, (1, 5))])
+@pytest.mark.parametrize(("rule", "version"), [(0, (1, 1)), (1, (1, 5)), (2, (1, 6))])
 def test_grids_round_trip_exactly_and_cost_what_they_say(rule: int, version: tuple) -> None:
-    """Both rules round-trip; a file is 1.5 only when a grid uses rule 1's finer tables."""
-    from dataclasses import replace
-
-    grids = {n: replace(g, rule=rule) for n, g in _grids().items()}
+    """Every rule round-trips; a file is 1.5 only when a grid uses rule 1's finer tables,
+    1.6 when one uses rule 2."""
+    grids = _grids(rule=rule)
     data = pack({"shape": [1, 1, 1]}, {}, grids=grids)
     u = unpack(data)
     assert u.version == version
     for name, g in grids.items():
         assert np.array_equal(u.grids[name], g.levels)
     g = grids["fine"]
-    stream = context.encode(g.levels, g.bits, g.net, grids["coarse"].levels, rule)
-    info = context.cost_bits(g.levels, g.bits, g.net, grids["coarse"].levels, rule)
+    stream = context.encode(g.levels, g.bits, g.net, grids["coarse"].levels, rule, g.group)
+    info = context.cost_bits(g.levels, g.bits, g.net, grids["coarse"].levels, rule, g.group)
     assert abs(len(stream) - context.stream_bytes(info)) <= 8  # the ANS flush, no more
+    if rule == context.RULE_RATIO:  # the group is part of the rule: another one misreads
+        try:
+            out = context.decode(Cursor(stream, 0, "grid"), g.levels.shape, g.bits, g.net,
+                                 grids["coarse"].levels, rule, 1)
+        except FormatError:
+            pass
+        else:
+            assert not np.array_equal(out, g.levels)
+
+
+def test_rule_2_reads_the_channel_a_group_back() -> None:
+    """Features 14..18 of channel c are channel c − group at the centre and its four
+    neighbours (zero for the first ``group`` channels); rules 0 and 1 have no such slots."""
+    grid = np.arange(5 * 4 * 4).reshape(5, 4, 4) + 1
+    _, f = context.features(grid, None, 4, 1, True, context.RULE_RATIO, 3)
+    assert f.shape[1] == context.inputs(context.RULE_RATIO) == 38
+    _, f1 = context.features(grid, None, 4, 1, True, context.RULE_FINE)
+    assert f1.shape[1] == context.inputs(context.RULE_FINE) == 28
+    first = 1  # the pass's first position: (0, 1)
+    assert f[0, 14] == grid[first, 0, 1] and f[0, 14 + 4] == grid[first, 0, 2]
+    assert f[0, 14 + 1] == 0 and f[0, 14 + 2] == grid[first, 1, 1]
+    _, f2 = context.features(grid, None, 2, 1, True, context.RULE_RATIO, 3)
+    assert not f2[:, 14:19].any() and np.array_equal(f2[:, 19:], np.abs(f2[:, :19]))
+
+
+def test_rule_2_rungs_are_exact_half_octaves() -> None:
+    """Rung j is 2^(-j/2) to float32 precision, exactly a power of two on even rungs, and a
+    rule-2 table's p(±1)/p(0) is its rung."""
+    for j in range(context.RATIOS):
+        assert abs(context.ratio(j) - 2.0 ** (-j / 2)) <= 1e-7 * 2.0 ** (-j / 2)
+        if j % 2 == 0:
+            assert context.ratio(j) == 2.0 ** (-j // 2)
+    t = context.RATIO_BASE + 40 * context.RATIOS + 13
+    assert context.split_table(t) == (40, 13)
+    p = context.table_probs(t, 8)
+    assert p[255] == 1.0 and p[256] == p[254] == context.ratio(13)
+    assert p[257] == context.ratio(13) * context.decay(40)
+
+
+def test_rule_2_fits_sparse_heavy_tails_better_than_rule_1() -> None:
+    """Mostly zeros with rare large values, each rule at its best constant parameters: one
+    Laplace scale cannot price both the zeros and the tail, a free zero ratio can."""
+    rng = np.random.default_rng(8)
+    lv = np.where(rng.random((1, 64, 64)) < 0.02,
+                  np.rint(rng.laplace(0, 6, (1, 64, 64))), 0).astype(np.int32)
+
+    def best(rule: int, ratios: list[float]) -> float:
+        w1 = np.zeros((4, context.inputs(rule)))
+        out = []
+        for lr in ratios:
+            for ls in np.arange(-5.0, 4.0, 0.25):
+                net = context.IntNet.from_float([w1, np.zeros((2, 4))],
+                                                [np.zeros(4), np.zeros(2)],
+                                                np.array([[lr, ls]]))
+                out.append(context.cost_bits(lv, 8, net, None, rule, 1))
+        return min(out)
+
+    one = best(context.RULE_FINE, [0.0])
+    two = best(context.RULE_RATIO, [-float(x) for x in np.arange(0.0, 12.0, 0.5)])
+    assert two < 0.8 * one
 
 
 def test_rule_1_charges_sparse_zeros_less_than_rule_0() -> None:
     """A grid of zeros predicted at the smallest scale: rule 0's finest table charges each
     zero 0.026 bits, rule 1's (scale 2^-5) only what the 24-bit quantization leaves."""
     rng = np.random.default_rng(4)
-    net = context.IntNet.from_float([rng.normal(0, 0.1, (4, context.inputs())),
+    net = context.IntNet.from_float([rng.normal(0, 0.1, (4, context.inputs(1))),
                                      np.zeros((2, 4))], [np.zeros(4), np.zeros(2)],
                                     np.array([[0.0, -8.0]]))
     zeros = np.zeros((1, 64, 64), np.int32)
@@ -79,8 +140,8 @@ def test_rule_1_charges_sparse_zeros_less_than_rule_0() -> None:
 def test_rule_0_tables_are_rule_1_tables_shifted() -> None:
     """The two rules share their tables: rule 0's t is the global table t + 12."""
     rng = np.random.default_rng(6)
-    net = _net(rng, context.inputs(None), 1)
-    feats = rng.integers(-50, 50, (500, context.inputs(None)))
+    net = _net(rng, context.inputs(1), 1)
+    feats = rng.integers(-50, 50, (500, context.inputs(1)))
     c0, t0 = context.evaluate(net, feats, 0, 10, 0)
     c1, t1 = context.evaluate(net, feats, 0, 10, 1)
     assert np.array_equal(c0, c1)
@@ -91,17 +152,21 @@ def test_files_without_grids_stay_format_1_0() -> None:
     assert unpack(pack({}, {"w": np.ones(4, np.float32)})).version == (1, 0)
 
 
-def test_the_network_is_integer_arithmetic_only() -> None:
+@pytest.mark.parametrize("rule", [1, 2])
+def test_the_network_is_integer_arithmetic_only(rule: int) -> None:
     """Same features, same weights: the same centres and tables whatever the float state."""
     rng = np.random.default_rng(3)
-    net = _net(rng, context.inputs(None), 1)
-    feats = rng.integers(-200, 200, (1000, context.inputs(None)))
-    a = context.evaluate(net, feats, 0, 10)
+    net = _net(rng, context.inputs(rule), 1)
+    feats = rng.integers(-200, 200, (1000, context.inputs(rule)))
+    a = context.evaluate(net, feats, 0, 10, rule)
     with np.errstate(all="raise"):
-        b = context.evaluate(net, feats.copy(), 0, 10)
+        b = context.evaluate(net, feats.copy(), 0, 10, rule)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert a[0].dtype == np.int64 and a[1].dtype == np.int64
-    assert a[1].min() >= 0 and a[1].max() < context.TABLES
+    g = np.array([context.split_table(int(t))[0] for t in a[1]])
+    assert g.min() >= 0 and g.max() < context.TABLES
+    if rule == context.RULE_RATIO:
+        assert not a[0].any() and a[1].min() >= context.RATIO_BASE
 
 
 @pytest.mark.parametrize("cut", [4, 8, 12])
@@ -151,27 +216,34 @@ def _reference(net: context.IntNet, feats: np.ndarray, c: int, bits: int, rule: 
         half = 1 << net.frac >> 1
         mu, ls = h[0] + int(net.channel_bias[c, 0]), h[1] + int(net.channel_bias[c, 1])
         lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        centres.append(max(lo, min(hi, (mu + half) >> net.frac)))
         zero, count = context.RULES[rule]
-        tables.append(max(0, min(count - 1, ((ls * context.STEPS_PER_OCTAVE + half)
-                                             >> net.frac) + zero)) + 30 - zero)
+        g = max(0, min(count - 1, ((ls * context.STEPS_PER_OCTAVE + half) >> net.frac)
+                       + zero)) + 30 - zero
+        if rule == 2:
+            rung = max(0, min(context.RATIOS - 1, (-2 * mu + half) >> net.frac))
+            centres.append(0)
+            tables.append(context.RATIO_BASE + g * context.RATIOS + rung)
+        else:
+            centres.append(max(lo, min(hi, (mu + half) >> net.frac)))
+            tables.append(g)
     return np.array(centres), np.array(tables)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fast_evaluation_is_the_integer_rule(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "rule"), [(0, 1), (1, 1), (2, 2), (3, 2)])
+def test_fast_evaluation_is_the_integer_rule(seed: int, rule: int) -> None:
     """The BLAS path (taken when its sums provably stay below 2^53) and the int64 path give
     the rule's integers exactly, with large weights and 16-bit inputs included."""
     rng = np.random.default_rng(seed)
-    widths = [context.inputs(), int(rng.integers(2, 40)), int(rng.integers(2, 40)), 2]
+    n = context.inputs(rule)
+    widths = [n, int(rng.integers(2, 40)), int(rng.integers(2, 40)), 2]
     ws = [rng.integers(-(1 << 15), 1 << 15, (o, i)).astype(np.int16)
           for i, o in zip(widths, widths[1:], strict=False)]
     bs = [rng.integers(-(1 << 31), 1 << 31, o).astype(np.int32) for o in widths[1:]]
     net = context.IntNet(int(rng.integers(0, 13)), tuple(ws), tuple(bs),
                          rng.integers(-999, 999, (2, 2)).astype(np.int16))
-    feats = rng.integers(-(1 << 15), 1 << 15, (60, context.inputs()))
-    feats[:, 14:] = np.abs(feats[:, :14])
+    feats = rng.integers(-(1 << 15), 1 << 15, (60, n))
+    feats[:, n // 2:] = np.abs(feats[:, :n // 2])
     for f in (feats, feats.astype(np.float64), np.asfortranarray(feats.astype(np.float64))):
-        got = context.evaluate(net, f, 1, 16)
-        want = _reference(net, feats, 1, 16)
+        got = context.evaluate(net, f, 1, 16, rule)
+        want = _reference(net, feats, 1, 16, rule)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hsz.codec.context import IntNet
+from hsz.codec.context import RULE_FINE, IntNet
 from hsz.codec.payload import Grid, Payload, Stored
 from hsz.errors import RateError
 from hsz.model import FitJob, Fitted, ModelFamily
@@ -59,7 +59,9 @@ class ToyLinear(ModelFamily):
         levels = np.clip(np.rint(scores / step), -top - 1, top).astype(np.int32)
         spread = np.log2(np.abs(levels).reshape(levels.shape[0], -1).mean(axis=1) + 0.5)
         # Centre: the mean of the four neighbours (decoded in the odd pass), through a ReLU
-        # pair so that negative means survive; scale: a per-channel constant.
+        # pair so that negative means survive; scale: a per-channel constant.  Rule 1,
+        # which has a centre (rule 2 spends that output on the zero ratio): a family
+        # chooses its rule.
         avg = np.array([0.25] * 4 + [0.0] * 24)
         net = IntNet.from_float([np.stack([avg, -avg]), np.array([[1.0, -1.0], [0.0, 0.0]])],
                                 [np.zeros(2), np.zeros(2)],
@@ -67,7 +69,7 @@ class ToyLinear(ModelFamily):
         return Payload(
             tensors={"basis": fitted.state["basis"].astype(np.float32),
                      "mean": fitted.state["mean"].astype(np.float32)},
-            bits=10, grids={"scores": Grid(levels, GRID_BITS, net)},
+            bits=10, grids={"scores": Grid(levels, GRID_BITS, net, rule=RULE_FINE)},
             raw={"step": np.array([step])},
         )
 

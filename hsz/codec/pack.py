@@ -71,6 +71,8 @@ ZLIB_MAX_RATIO = 1032
 AXIS_NONE = 0xFF
 #: Files whose grids use context rule 1 (finer scale tables) are format 1.5.
 FINE_RULE_MINOR = 5
+#: Files whose grids use context rule 2 (free zero ratio, the group feature) are 1.6.
+RATIO_RULE_MINOR = 6
 RAW_STORED, RAW_ZLIB = 0, 1
 
 
@@ -235,6 +237,10 @@ def _grid_section(grids: Mapping[str, Grid]) -> bytes:
                            f"{context.MIN_BITS}..{context.MAX_BITS}")
         if g.rule not in context.RULES:
             raise HszError(f"grid {name!r}: unknown context rule {g.rule}")
+        try:
+            context.check_group(g.group, g.rule)
+        except ValueError as exc:
+            raise HszError(f"grid {name!r}: {exc}") from None
         for role, other in (("guided", g.guide), ("shares the network of", g.shares)):
             if other is not None and other not in levels:
                 raise HszError(f"grid {name!r} {role} {other!r}, which is not an earlier grid")
@@ -242,13 +248,16 @@ def _grid_section(grids: Mapping[str, Grid]) -> bytes:
             raise HszError(f"grid {name!r} shares {g.shares!r}'s network but its layers differ")
         try:
             stream = context.encode(lv, g.bits, g.net,
-                                    None if g.guide is None else levels[g.guide], g.rule)
+                                    None if g.guide is None else levels[g.guide], g.rule,
+                                    g.group)
         except ValueError as exc:
             raise HszError(f"grid {name!r}: {exc}") from None
         guide_name = b"" if g.guide is None else g.guide.encode("utf-8")
         shares_name = b"" if g.shares is None else g.shares.encode("utf-8")
         parts += [binio.name_bytes(name), _shape_bytes(name, lv.shape), binio.u8(g.bits),
-                  binio.u8(g.rule), binio.u16(len(guide_name)), guide_name,
+                  binio.u8(g.rule),
+                  binio.u8(g.group) if g.rule == context.RULE_RATIO else b"",
+                  binio.u16(len(guide_name)), guide_name,
                   binio.u16(len(shares_name)), shares_name,
                   b"" if g.shares is not None else g.net.layer_bytes(), g.net.bias_bytes(),
                   binio.u64(len(stream)), stream]
@@ -296,6 +305,8 @@ def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTens
     minor = 2 if bnds or uses_delta else 1 if lats else 0
     if context.RULE_FINE in coded.rules:
         minor = FINE_RULE_MINOR
+    if context.RULE_RATIO in coded.rules:
+        minor = RATIO_RULE_MINOR
     return write_container(sections, minor=minor)
 
 
@@ -446,7 +457,7 @@ def parse_raw(payload: bytes, offset: int, file_length: int) -> dict[str, np.nda
 
 def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
                       nets: Mapping[str, context.IntNet]
-                      ) -> tuple[str, tuple[int, int, int], int, int, str | None,
+                      ) -> tuple[str, tuple[int, int, int], int, int, int, str | None,
                                  context.IntNet]:
     name = binio.read_name(cur)
     if name in known:
@@ -460,6 +471,11 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
                        f"(allowed {context.MIN_BITS}..{context.MAX_BITS})")
     if rule not in context.RULES:
         raise cur.fail(f"grid {name!r} uses unknown context rule {rule}")
+    group = cur.u8() if rule == context.RULE_RATIO else 1
+    try:
+        context.check_group(group, rule)
+    except ValueError as exc:
+        raise cur.fail(f"grid {name!r}: {exc}") from None
     n = cur.u16()
     guide = cur.text(n) if n else None
     if guide is not None and guide not in known:
@@ -470,8 +486,8 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
         raise cur.fail(f"grid {name!r} shares the network of {shares!r}, which is not an "
                        "earlier grid")
     layers = nets[shares] if shares is not None else context.IntNet.read_layers(cur)
-    net = layers.with_bias(cur, shape[0])
-    return name, (shape[0], shape[1], shape[2]), bits, rule, guide, net
+    net = layers.with_bias(cur, shape[0], rule)
+    return name, (shape[0], shape[1], shape[2]), bits, rule, group, guide, net
 
 
 def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool = True
@@ -487,7 +503,7 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
     nets: dict[str, context.IntNet] = {}
     out: dict[str, Any] = {}
     for _ in range(count):
-        name, shape, bits, rule, guide, net = _read_grid_header(cur, shapes, nets)
+        name, shape, bits, rule, group, guide, net = _read_grid_header(cur, shapes, nets)
         nets[name] = net
         budget -= math.prod(shape)
         if budget < 0:
@@ -500,12 +516,14 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
         if decode:
             sub = Cursor(stream, start, f"grid {name!r}")
             out[name] = context.decode(sub, shape, bits, net,
-                                       None if guide is None else out[guide], rule)
+                                       None if guide is None else out[guide], rule, group)
         else:
             if length % 4:
                 raise cur.fail(f"grid {name!r} has a {length}-byte stream, not whole words")
             out[name] = {"name": name, "shape": list(shape), "bits": bits,
-                         **({"rule": rule} if rule else {}), "guide": guide,
+                         **({"rule": rule} if rule else {}),
+                         **({"group": group} if rule == context.RULE_RATIO else {}),
+                         "guide": guide,
                          "context_layers": [list(w.shape) for w in net.weights],
                          "bytes": length}
     cur.expect_end()

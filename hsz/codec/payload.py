@@ -33,6 +33,9 @@ class Grid:
     shares: str | None = None
     #: The context rule (:data:`hsz.codec.context.RULES`); files before 1.5 hold rule 0.
     rule: int = DEFAULT_RULE
+    #: Rule 2's channel stride: channel ``c − group`` is a feature (a wavelet level's
+    #: three orientations per component make it 3: the previous component's same one).
+    group: int = 1
 
 
 @dataclass

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hsz.codec.context import IntNet, inputs
+from hsz.codec.context import RULE_RATIO, IntNet, inputs
 from hsz.codec.payload import Grid, Payload, Stored
 from hsz.errors import RateError
 from hsz.model import wavelet
@@ -281,6 +281,13 @@ def grid_bits(config: LatentConfig, levels: np.ndarray) -> int:
     return min(16, max(config.grid_bits, top.bit_length() + 1))
 
 
+def grid_group(config: LatentConfig, level: int) -> int:
+    """Rule 2's channel stride of grid ``level``: a wavelet detail grid's channels come three
+    per component, so 3 reads the previous component's same orientation; elsewhere 2 reads
+    the component before the previous one (channel c − 1 is a feature already)."""
+    return 3 if config.channels(level) != config.k else 2
+
+
 def _grids(config: LatentConfig, levels: list[np.ndarray], net: dict[str, np.ndarray],
            shift: float) -> dict[str, Grid]:
     """The grids, coarsest first, sharing one network; ``shift`` lowers every log2-scale."""
@@ -288,12 +295,13 @@ def _grids(config: LatentConfig, levels: list[np.ndarray], net: dict[str, np.nda
     first: str | None = None
     for lvl in reversed(range(config.levels)):
         c = config.channels(lvl)
-        bias = np.stack([np.zeros(c), net["scale_bias"][lvl][:c] - shift], axis=1)
+        bias = np.stack([net["ratio_bias"][lvl][:c], net["scale_bias"][lvl][:c] - shift],
+                        axis=1)
         intnet = IntNet.from_float([net["w1"], net["w2"]], [net["b1"], net["b2"]], bias)
         name = level_name(lvl)
         guide = level_name(lvl + 1) if lvl + 1 < config.levels else None
         grids[name] = Grid(levels[lvl], grid_bits(config, levels[lvl]), intnet, guide=guide,
-                           shares=first)
+                           shares=first, rule=RULE_RATIO, group=grid_group(config, lvl))
         first = first or name
     return grids
 

@@ -25,7 +25,13 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from hsz.codec.context import DEFAULT_RULE, inputs, log2_scale_range
+from hsz.codec.context import (
+    DEFAULT_RULE,
+    RATIO_STEPS_PER_OCTAVE,
+    RATIOS,
+    inputs,
+    log2_scale_range,
+)
 from hsz.model import wavelet
 from hsz.model.family import FitJob, Fitted, loss_mask
 from hsz.model.latent import (
@@ -33,6 +39,7 @@ from hsz.model.latent import (
     TENSOR_BITS,
     LatentConfig,
     fixed_bytes,
+    grid_group,
     knot_matrix,
     least_that_fits,
     measured_fixed_bytes,
@@ -44,6 +51,8 @@ from hsz.model.training import adam, lr_factor, resolve_device
 _LOG2_MIN, _LOG2_MAX = log2_scale_range(DEFAULT_RULE)
 #: The smallest probability a training bin gets (the codec's floor is 2^-24 per symbol).
 _P_FLOOR = 2.0**-24
+#: log2 of the smallest and largest zero ratio p(±1)/p(0) rule 2's rungs hold.
+_LOG2_RATIO_MIN, _LOG2_RATIO_MAX = -(RATIOS - 1) / RATIO_STEPS_PER_OCTAVE, 0.0
 
 
 #: Switches for the ablation benchmark (``examples/bench_ablation.py``); empty is the codec:
@@ -72,16 +81,17 @@ WARM_STEPS = 30
 WARM_LR = 0.1
 
 
-def features(q: Tensor, guide: Tensor | None, first: int = 0) -> Tensor:
-    """The codec's rule-0 features of every position of every channel: (28, C, h, w).
+def features(q: Tensor, guide: Tensor | None, first: int = 0, group: int = 1) -> Tensor:
+    """The codec's rule-2 features of every position of every channel: (38, C, h, w).
 
     Feature-major, so that each feature is one contiguous copy and the first layer is one
     matrix product over all positions (a position-major stack was half of a 512×512
-    training step).  ``q`` may be channels ``first, first + 1, ...`` of a grid; channel 0
-    of ``q`` then sees no previous channel (callers pass one channel more and drop it).
+    training step).  ``q`` may be channels ``first, first + 1, ...`` of a grid; its first
+    ``group`` channels then lack what lies before them (callers pass ``group`` channels
+    more and drop them).
     """
     c, h, w = q.shape
-    f = q.new_zeros((28, c, h, w))
+    f = q.new_zeros((38, c, h, w))
     p = F.pad(q, (1, 1, 1, 1))
     n4 = [(-1, 0), (1, 0), (0, -1), (0, 1)]
     for j, (dy, dx) in enumerate(n4):
@@ -101,7 +111,10 @@ def features(q: Tensor, guide: Tensor | None, first: int = 0) -> Tensor:
         gp = F.pad(g, (1, 1, 1, 1))
         for j, (dy, dx) in enumerate([(0, 0)] + n4):
             f[9 + j] = gp[:, (iy + 1 + dy)[:, None], (ix + 1 + dx)[None, :]]
-    torch.abs(f[:14], out=f[14:])
+    if c > group:
+        for j, (dy, dx) in enumerate([(0, 0)] + n4):
+            f[14 + j, group:] = p[:-group, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    torch.abs(f[:19], out=f[19:])
     return f
 
 
@@ -121,10 +134,36 @@ def laplace_bits(q: Tensor, log2_scale: Tensor) -> Tensor:
     return -torch.log2(p.clamp(min=0) + _P_FLOOR)
 
 
-def _level_bits(q: Tensor, context: Tensor, scale_bias: Tensor) -> Tensor:
-    """Bits of one level's latents given its context outputs and per-channel biases."""
-    ls = (context + scale_bias[:, None, None]).clamp(_LOG2_MIN, _LOG2_MAX)
-    return laplace_bits(q, ls).sum()
+def ratio_bits(q: Tensor, log2_ratio: Tensor, log2_scale: Tensor) -> Tensor:
+    """−log2 of rule 2's law at q: ``p(0) ∝ 1``, ``p(±d) ∝ r·a^(d−1)``, ``a = e^(−1/s)``.
+
+    At integer q this is the codec's table; between integers it is the probability
+    interpolated linearly (the bin mass of the histogram-shaped density), the smooth
+    stand-in noisy training needs.
+    """
+    log2_a = -torch.exp2(-log2_scale) / math.log(2.0)
+    a = torch.exp2(log2_a)
+    r = torch.exp2(log2_ratio)
+    log2_z = torch.log2(1.0 + 2.0 * r / (1.0 - a).clamp(min=1e-12))
+    d = q.abs()
+    d0 = torch.floor(d).detach()
+    t = d - d0
+
+    def log2_p(k: Tensor) -> Tensor:
+        tail = log2_ratio + (k - 1.0).clamp(min=0.0) * log2_a
+        return torch.where(k >= 1.0, tail, torch.zeros_like(tail)) - log2_z
+
+    p = (1.0 - t) * torch.exp2(log2_p(d0)) + t * torch.exp2(log2_p(d0 + 1.0))
+    return -torch.log2(p + _P_FLOOR)
+
+
+def _level_bits(q: Tensor, context: Tensor, scale_bias: Tensor, ratio_bias: Tensor
+                ) -> Tensor:
+    """Bits of one level's latents given its context outputs (ratio, scale) and
+    per-channel biases."""
+    ls = (context[1] + scale_bias[:, None, None]).clamp(_LOG2_MIN, _LOG2_MAX)
+    lr = (context[0] + ratio_bias[:, None, None]).clamp(_LOG2_RATIO_MIN, _LOG2_RATIO_MAX)
+    return ratio_bits(q, lr, ls).sum()
 
 
 class LatentModel(nn.Module):
@@ -184,20 +223,27 @@ class LatentModel(nn.Module):
                          .contiguous())
             for lvl, p in enumerate(parts)
         )
-        self.ctx1 = nn.Linear(inputs(), config.hidden)
-        self.ctx2 = nn.Linear(config.hidden, 1)
+        self.ctx1 = nn.Linear(inputs(DEFAULT_RULE), config.hidden)
+        self.ctx2 = nn.Linear(config.hidden, 2)  # log2 zero ratio, log2 scale
         nn.init.zeros_(self.ctx2.weight)
         nn.init.zeros_(self.ctx2.bias)
         # Each (level, component) starts at the scale of its own rounded latents, the
         # estimate the start offset was chosen with, so the first rate is close to the goal.
         # Rows are padded to the widest grid (a wavelet's details have 3K channels, its low
         # band K); a grid uses the first rows it has channels for.
+        # The zero ratio starts at each one's own p(±1)/p(0).
         with torch.no_grad():
             fitted = torch.full((n_levels, config.max_channels), 1e-3)
+            ratio = torch.full((n_levels, config.max_channels), 2.0**_LOG2_RATIO_MIN)
             for lvl, p in enumerate(self.latents):
-                fitted[lvl, :p.shape[0]] = torch.round(p).abs().mean(dim=(1, 2)).clamp(
-                    min=1e-3)
+                r = torch.round(p)
+                fitted[lvl, :p.shape[0]] = r.abs().mean(dim=(1, 2)).clamp(min=1e-3)
+                zeros = (r == 0).float().mean(dim=(1, 2)).clamp(min=1e-6)
+                ones = 0.5 * (r.abs() == 1).float().mean(dim=(1, 2))
+                ratio[lvl, :p.shape[0]] = ones / zeros
         self.scale_bias = nn.Parameter(torch.log2(fitted).clamp(_LOG2_MIN, _LOG2_MAX).float())
+        self.ratio_bias = nn.Parameter(torch.log2(ratio.clamp(min=1e-12)).clamp(
+            _LOG2_RATIO_MIN, _LOG2_RATIO_MAX).float())
         self._cache: list[Tensor] | None = None
 
     def up(self, x: Tensor) -> Tensor:
@@ -221,7 +267,7 @@ class LatentModel(nn.Module):
         return out  # type: ignore[return-value]
 
     def context(self, lvl: int, seen: list[Tensor]) -> Tensor:
-        """The context network's output for every latent of one level: (C, h, w).
+        """The context network's outputs for every latent of one level: (2, C, h, w).
 
         Computed a few channels at a time, each chunk recomputed in the backward pass
         rather than kept: the features of a full-size grid are 28 maps per channel (910 MB
@@ -230,21 +276,22 @@ class LatentModel(nn.Module):
         guide = seen[lvl + 1] if lvl + 1 < len(seen) else None
         q = seen[lvl]
         c, h, w = q.shape
-        step = max(1, CONTEXT_CHUNK // (28 * h * w))
+        group = grid_group(self.config, lvl)
+        step = max(1, CONTEXT_CHUNK // (38 * h * w))
         outs = []
         for c0 in range(0, c, step):
-            lo = max(0, c0 - 1)  # the previous channel is a feature of the first one
-            args = (q[lo:c0 + step], guide, lo, c0 - lo)
+            lo = max(0, c0 - group)  # earlier channels are features of the first ones
+            args = (q[lo:c0 + step], guide, lo, c0 - lo, group)
             outs.append(checkpoint(self._context_chunk, *args, use_reentrant=False)
                         if torch.is_grad_enabled() else self._context_chunk(*args))
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
-    def _context_chunk(self, q: Tensor, guide: Tensor | None, first: int, skip: int
-                       ) -> Tensor:
-        f = features(q, guide, first)[:, skip:]
+    def _context_chunk(self, q: Tensor, guide: Tensor | None, first: int, skip: int,
+                       group: int) -> Tensor:
+        f = features(q, guide, first, group)[:, skip:]
         n = f.shape[0]
         hid = F.relu(self.ctx1.weight @ f.reshape(n, -1) + self.ctx1.bias[:, None])
-        return (self.ctx2.weight @ hid + self.ctx2.bias[:, None]).reshape(f.shape[1:])
+        return (self.ctx2.weight @ hid + self.ctx2.bias[:, None]).reshape(2, *f.shape[1:])
 
     def bits(self, qs: list[Tensor], seen: list[Tensor] | None = None,
              refresh: bool = True) -> Tensor:
@@ -266,7 +313,8 @@ class LatentModel(nn.Module):
         for lvl, q in enumerate(qs):
             # Recomputed in the backward pass: the Laplace bin's dozen elementwise
             # intermediates at full resolution were a third of a fit's peak memory.
-            args = (q, outs[lvl], self.scale_bias[lvl, :q.shape[0]])
+            args = (q, outs[lvl], self.scale_bias[lvl, :q.shape[0]],
+                    self.ratio_bias[lvl, :q.shape[0]])
             total = total + (checkpoint(_level_bits, *args, use_reentrant=False)
                              if torch.is_grad_enabled() else _level_bits(*args))
         return total
@@ -327,7 +375,8 @@ def warm_start(model: LatentModel, goal_bits: float, steps: int, rounds: int = 2
     that keeps moving.  Here the latents' values in map units stay as they are; only the
     step (one shift for all) and the rounding change.
     """
-    params = [*model.ctx1.parameters(), *model.ctx2.parameters(), model.scale_bias]
+    params = [*model.ctx1.parameters(), *model.ctx2.parameters(), model.scale_bias,
+              model.ratio_bias]
     with torch.no_grad():
         values = [p.detach() * torch.exp2(model._steps(lvl))[:, None, None]
                   for lvl, p in enumerate(model.latents)]
@@ -479,7 +528,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             # (Indian Pines at 0.05 bpppb collapsed to 22 dB); 0.1 is stable.
             {"params": list(model.latents), "lr": LATENT_LR},
             {"params": [model.basis, model.offset], "lr": 1e-3},
-            {"params": [model.log2_step, model.scale_bias,
+            {"params": [model.log2_step, model.scale_bias, model.ratio_bias,
                         *([] if ABLATION.get("context") == "none" else
                           [*model.ctx1.parameters(), *model.ctx2.parameters()])], "lr": 1e-2},
         ]
@@ -560,11 +609,11 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             "net": {
                 "w1": model.ctx1.weight.detach().cpu().numpy().astype(np.float64),
                 "b1": model.ctx1.bias.detach().cpu().numpy().astype(np.float64),
-                # The centre row stays zero: the latents are coded around zero.
-                "w2": np.concatenate([np.zeros((1, config.hidden)),
-                                      model.ctx2.weight.detach().cpu().numpy()], 0),
-                "b2": np.concatenate([[0.0], model.ctx2.bias.detach().cpu().numpy()]),
+                # Rule 2's outputs: log2 zero ratio, log2 scale.
+                "w2": model.ctx2.weight.detach().cpu().numpy().astype(np.float64),
+                "b2": model.ctx2.bias.detach().cpu().numpy().astype(np.float64),
                 "scale_bias": model.scale_bias.detach().cpu().numpy().astype(np.float64),
+                "ratio_bias": model.ratio_bias.detach().cpu().numpy().astype(np.float64),
             },
         }
     return Fitted(config=config, state=state, fit_psnr=psnr, iterations=total,
