@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 import constriction
 import numpy as np
@@ -190,14 +190,19 @@ def table_probs(t: int, bits: int) -> np.ndarray:
     return np.concatenate((side[::-1], side[1:]))
 
 
-@cache
+#: Tables kept built at once.  Rule 2 has 76 × 49 of them per bit depth (a 16-bit one is
+#: half a megabyte), so an unbounded cache would let a crafted file claim gigabytes.
+TABLE_CACHE = 512
+
+
+@lru_cache(maxsize=TABLE_CACHE)
 def _model(t: int, bits: int) -> tuple[object, int]:
     """constriction model of table ``t`` over residuals ``−(2^bits − 1) … 2^bits − 1``."""
     span = (1 << bits) - 1
     return constriction.stream.model.Categorical(table_probs(t, bits), perfect=False), span
 
 
-@cache
+@lru_cache(maxsize=TABLE_CACHE)
 def _cost_table(t: int, bits: int) -> np.ndarray:
     """Bits each residual costs under table ``t``: the exact 24-bit model, not a formula."""
     widths = np.diff(quantized_cdf(table_probs(t, bits))).astype(np.float64)

@@ -4,9 +4,10 @@ The latents are trained against the bits their own entropy model charges them (D
 
 * D is the metric the codec reports, mean over bands of 10·log10(MSE_b), whose gradient
   weights each band by 1/MSE_b instead of over-serving the bands that are already poor.
-* R is −log2 of a Laplace bin under the scale the context network predicts from exactly the
-  features the codec's integer rule will read (:mod:`hsz.codec.context`), so what is
-  trained is what is paid for.
+* R is −log2 of the codec's rule-2 law (a zero-mean Laplace tail with a free zero ratio)
+  under the parameters the context network predicts from exactly the features the codec's
+  integer rule will read (:mod:`hsz.codec.context`), so what is trained is what is paid
+  for.
 * First a noisy phase (uniform noise stands in for rounding), then a short phase with true
   rounding through a straight-through gradient at a small learning rate.
 * λ is steered during the noisy phase so that the latents' estimated rate settles on the
@@ -58,7 +59,7 @@ _LOG2_RATIO_MIN, _LOG2_RATIO_MAX = -(RATIOS - 1) / RATIO_STEPS_PER_OCTAVE, 0.0
 #: Switches for the ablation benchmark (``examples/bench_ablation.py``); empty is the codec:
 #: ``{"loss": "mse"}`` trains on the cube's MSE in dB instead of the band-mean log MSE,
 #: ``{"pca_init": False}`` starts from a random orthonormal basis, ``{"context": "none"}``
-#: leaves the context network at zero (a factorized Laplace per grid and component).
+#: leaves the context network at zero (a factorized law per grid and component).
 ABLATION: dict[str, Any] = {}
 
 #: Frames of at least this many pixels train with mixed quantization in the noisy phase:
@@ -270,7 +271,7 @@ class LatentModel(nn.Module):
         """The context network's outputs for every latent of one level: (2, C, h, w).
 
         Computed a few channels at a time, each chunk recomputed in the backward pass
-        rather than kept: the features of a full-size grid are 28 maps per channel (910 MB
+        rather than kept: the features of a full-size grid are 38 maps per channel (1.2 GB
         for 31 components at 512x512), which made them most of a fit's peak memory.
         """
         guide = seen[lvl + 1] if lvl + 1 < len(seen) else None
@@ -311,7 +312,7 @@ class LatentModel(nn.Module):
             outs = self._cache
         total = torch.zeros((), device=qs[0].device)
         for lvl, q in enumerate(qs):
-            # Recomputed in the backward pass: the Laplace bin's dozen elementwise
+            # Recomputed in the backward pass: the law's dozen elementwise
             # intermediates at full resolution were a third of a fit's peak memory.
             args = (q, outs[lvl], self.scale_bias[lvl, :q.shape[0]],
                     self.ratio_bias[lvl, :q.shape[0]])
