@@ -154,3 +154,33 @@ def test_random_byte_flips_never_escape() -> None:
         if bytes(buf) == GOOD:
             continue
         _refused(bytes(buf))
+
+
+def test_hostile_rule_2_grid_headers_with_valid_crcs() -> None:
+    """A rule-2 grid's group byte and network width are checked before use: group 0, a
+    rule the header does not define, or a network of rule 1's width are refused."""
+    from hsz.codec import context
+    from hsz.codec.payload import Grid
+
+    rng = np.random.default_rng(3)
+    levels = np.where(rng.random((3, 9, 8)) < 0.2, rng.integers(-5, 6, (3, 9, 8)), 0)
+    net = context.IntNet.from_float([rng.normal(0, 0.2, (4, context.inputs(2))),
+                                     rng.normal(0, 0.2, (2, 4))], [np.zeros(4), np.zeros(2)],
+                                    rng.normal(0, 0.5, (3, 2)))
+    good = pack({}, {}, grids={"g": Grid(levels.astype(np.int32), 8, net, rule=2, group=3)})
+    assert np.array_equal(unpack(good).grids["g"], levels)
+    c = read_container(good)
+    lats = bytearray(c.require("LATS").data)
+    # count (4), name (2 + 1), shape (1 + 3·4), bits, rule, then the group byte
+    at = 4 + 3 + 13 + 2
+    assert lats[at - 1] == 2 and lats[at] == 3
+
+    def rebuilt(payload: bytes) -> bytes:
+        return write_container([(s.type, s.flags, payload if s.type == "LATS" else s.data)
+                                for s in c.sections], minor=6)
+
+    for patch in ({at: 0}, {at - 1: 3}, {at - 1: 1}):
+        bad = bytearray(lats)
+        for i, v in patch.items():
+            bad[i] = v
+        _refused(rebuilt(bytes(bad)))
