@@ -395,6 +395,46 @@ def _layer(h: np.ndarray, w: np.ndarray, b: np.ndarray, frac: int) -> np.ndarray
     return h @ w64.T + bias
 
 
+def _float_exact(net: IntNet) -> bool:
+    """Whether every layer after the first sums provably below 2^53 on activations of at
+    most 2^ACT_BITS: then float64 computes those integers exactly, in any order."""
+    for w, b in zip(net.weights[1:], net.biases[1:], strict=True):
+        rows = int(np.abs(w.astype(np.int64)).sum(axis=1).max(initial=0))
+        if (rows << ACT_BITS) + (int(np.abs(b.astype(np.int64)).max(initial=0)) << net.frac) \
+                >= 1 << 53:
+            return False
+    return True
+
+
+def _float_layers(net: IntNet, f: np.ndarray) -> np.ndarray:
+    """The network's two outputs (int64) from features of at most 2^16 and
+    2^(ACT_BITS − frac), every layer in float64 holding integers.
+
+    Exact: the first layer is ``x·W + b`` (see :func:`evaluate`), and each later one's
+    ``W·h + (b << frac)`` stays below 2^53 (:func:`_float_exact`), so its floating sums are
+    the integers; ``floor(v · 2^−frac)`` is the arithmetic shift of an integer, and clamps
+    and ReLUs are exact.  It spares the int64 round trips between layers, which were most
+    of a decode's network time.
+    """
+    lim = float(1 << ACT_BITS)
+    w0, b0 = net.weights[0], net.biases[0]
+    h = f.astype(np.float64, copy=False) @ w0.T.astype(np.float64)
+    h += b0.astype(np.float64)
+    # Exact integers already; rounding (not truncating) also absorbs any last-bit slip.
+    np.rint(h, out=h)
+    np.clip(h, -lim, lim, out=h)
+    shift = 2.0 ** -net.frac
+    for w, b in zip(net.weights[1:], net.biases[1:], strict=True):
+        np.maximum(h, 0.0, out=h)
+        h = h @ w.T.astype(np.float64)
+        h += b.astype(np.float64) * float(1 << net.frac)
+        np.rint(h, out=h)
+        h *= shift
+        np.floor(h, out=h)
+        np.clip(h, -lim, lim, out=h)
+    return h.astype(np.int64)
+
+
 def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int, rule: int = DEFAULT_RULE
              ) -> tuple[np.ndarray, np.ndarray]:
     """Integer centres and table ids for feature rows ``feats`` of channel ``c``: global
@@ -410,21 +450,20 @@ def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int, rule: int = DEFA
     f = np.asarray(feats)
     top = float(np.abs(f).max(initial=0))
     w0, b0 = net.weights[0], net.biases[0]
-    if top * (1 << net.frac) <= lim and top < 1 << 16:
-        acc = f.astype(np.float64, copy=False) @ w0.T.astype(np.float64) + b0.astype(np.float64)
-        # Exact integers already; rounding (not truncating) also absorbs any last-bit slip.
-        h = np.clip(np.rint(acc).astype(np.int64), -lim, lim)
+    last = len(net.weights) - 1
+    if top * (1 << net.frac) <= lim and top < 1 << 16 and _float_exact(net):
+        out = _float_layers(net, f)
     else:
         h = np.clip(f.astype(np.int64) << net.frac, -lim, lim)
         h = np.clip(_layer(h, w0, b0, net.frac) >> net.frac, -lim, lim)
-    last = len(net.weights) - 1
-    for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        if i > 0:
-            h = np.clip(_layer(h, w, b, net.frac) >> net.frac, -lim, lim)
-        if i < last:
-            np.maximum(h, 0, out=h)
-    mu = h[:, 0] + int(net.channel_bias[c, 0])
-    ls = h[:, 1] + int(net.channel_bias[c, 1])
+        for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            if i > 0:
+                h = np.clip(_layer(h, w, b, net.frac) >> net.frac, -lim, lim)
+            if i < last:
+                np.maximum(h, 0, out=h)
+        out = h
+    mu = out[:, 0] + int(net.channel_bias[c, 0])
+    ls = out[:, 1] + int(net.channel_bias[c, 1])
     half = 1 << net.frac >> 1
     zero, count = RULES[rule]
     table = np.clip(((ls * STEPS_PER_OCTAVE + half) >> net.frac) + zero, 0, count - 1)
