@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import constriction
 import numpy as np
@@ -255,6 +255,18 @@ class IntNet:
         cb = np.clip(np.rint(np.asarray(channel_bias, np.float64) * s), -lim16, lim16)
         return cls(frac, ws, bs, cb.astype(np.int16))
 
+    @cached_property
+    def float_exact(self) -> bool:
+        """Whether every layer after the first sums provably below 2^53 on activations of
+        at most 2^ACT_BITS: then float64 computes those integers exactly, in any order.
+        A property of the weights alone, so computed once, not once per pass."""
+        for w, b in zip(self.weights[1:], self.biases[1:], strict=True):
+            rows = int(np.abs(w.astype(np.int64)).sum(axis=1).max(initial=0))
+            bias = int(np.abs(b.astype(np.int64)).max(initial=0)) << self.frac
+            if (rows << ACT_BITS) + bias >= 1 << 53:
+                return False
+        return True
+
     def layer_bytes(self) -> bytes:
         """``frac``, the layer count and every layer: what grids sharing a network share."""
         parts = [binio.u8(self.frac), binio.u8(len(self.weights))]
@@ -310,7 +322,7 @@ class Geometry:
     def __init__(self, shape: tuple[int, int, int], guide: np.ndarray | None,
                  rule: int = DEFAULT_RULE, group: int = 1) -> None:
         _, h, w = shape
-        self.base = RATIO_FEATURES if rule == RULE_RATIO else BASE_FEATURES
+        self.base = inputs(rule) // 2
         self.group = group
         self.h, self.w, self.stride = h, w, w + 2
         ys, xs = np.indices((h, w))
@@ -348,7 +360,7 @@ class Geometry:
                 np.take(g, self.guide_at[parity] + d, out=xt[9 + j])
         if base == RATIO_FEATURES and c >= self.group:
             for j, d in enumerate((0, -s, s, -1, 1)):
-                np.take(flat[c - self.group], at + d, out=xt[14 + j])
+                np.take(flat[c - self.group], at + d, out=xt[BASE_FEATURES + j])
         np.abs(xt[:base], out=xt[base:])
         return pos, xt.T
 
@@ -373,7 +385,8 @@ def features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: int,
 
 
 def inputs(rule: int = DEFAULT_RULE) -> int:
-    """Width of the rule's feature vector (the same with or without a guide)."""
+    """Width of the rule's feature vector, its base features and their absolute values
+    (the same with or without a guide)."""
     return 2 * (RATIO_FEATURES if rule == RULE_RATIO else BASE_FEATURES)
 
 
@@ -395,23 +408,12 @@ def _layer(h: np.ndarray, w: np.ndarray, b: np.ndarray, frac: int) -> np.ndarray
     return h @ w64.T + bias
 
 
-def _float_exact(net: IntNet) -> bool:
-    """Whether every layer after the first sums provably below 2^53 on activations of at
-    most 2^ACT_BITS: then float64 computes those integers exactly, in any order."""
-    for w, b in zip(net.weights[1:], net.biases[1:], strict=True):
-        rows = int(np.abs(w.astype(np.int64)).sum(axis=1).max(initial=0))
-        if (rows << ACT_BITS) + (int(np.abs(b.astype(np.int64)).max(initial=0)) << net.frac) \
-                >= 1 << 53:
-            return False
-    return True
-
-
 def _float_layers(net: IntNet, f: np.ndarray) -> np.ndarray:
     """The network's two outputs (int64) from features of at most 2^16 and
     2^(ACT_BITS − frac), every layer in float64 holding integers.
 
     Exact: the first layer is ``x·W + b`` (see :func:`evaluate`), and each later one's
-    ``W·h + (b << frac)`` stays below 2^53 (:func:`_float_exact`), so its floating sums are
+    ``W·h + (b << frac)`` stays below 2^53 (:attr:`IntNet.float_exact`), so its floating sums are
     the integers; ``floor(v · 2^−frac)`` is the arithmetic shift of an integer, and clamps
     and ReLUs are exact.  It spares the int64 round trips between layers, which were most
     of a decode's network time.
@@ -451,7 +453,7 @@ def evaluate(net: IntNet, feats: np.ndarray, c: int, bits: int, rule: int = DEFA
     top = float(np.abs(f).max(initial=0))
     w0, b0 = net.weights[0], net.biases[0]
     last = len(net.weights) - 1
-    if top * (1 << net.frac) <= lim and top < 1 << 16 and _float_exact(net):
+    if top * (1 << net.frac) <= lim and top < 1 << 16 and net.float_exact:
         out = _float_layers(net, f)
     else:
         h = np.clip(f.astype(np.int64) << net.frac, -lim, lim)

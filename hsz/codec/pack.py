@@ -237,10 +237,6 @@ def _grid_section(grids: Mapping[str, Grid]) -> bytes:
                            f"{context.MIN_BITS}..{context.MAX_BITS}")
         if g.rule not in context.RULES:
             raise HszError(f"grid {name!r}: unknown context rule {g.rule}")
-        try:
-            context.check_group(g.group, g.rule)
-        except ValueError as exc:
-            raise HszError(f"grid {name!r}: {exc}") from None
         for role, other in (("guided", g.guide), ("shares the network of", g.shares)):
             if other is not None and other not in levels:
                 raise HszError(f"grid {name!r} {role} {other!r}, which is not an earlier grid")

@@ -27,7 +27,9 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from hsz.codec.context import (
+    BASE_FEATURES,
     DEFAULT_RULE,
+    RATIO_FEATURES,
     RATIO_STEPS_PER_OCTAVE,
     RATIOS,
     inputs,
@@ -92,7 +94,7 @@ def features(q: Tensor, guide: Tensor | None, first: int = 0, group: int = 1) ->
     more and drop them).
     """
     c, h, w = q.shape
-    f = q.new_zeros((38, c, h, w))
+    f = q.new_zeros((inputs(DEFAULT_RULE), c, h, w))
     p = F.pad(q, (1, 1, 1, 1))
     n4 = [(-1, 0), (1, 0), (0, -1), (0, 1)]
     for j, (dy, dx) in enumerate(n4):
@@ -114,8 +116,9 @@ def features(q: Tensor, guide: Tensor | None, first: int = 0, group: int = 1) ->
             f[9 + j] = gp[:, (iy + 1 + dy)[:, None], (ix + 1 + dx)[None, :]]
     if c > group:
         for j, (dy, dx) in enumerate([(0, 0)] + n4):
-            f[14 + j, group:] = p[:-group, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-    torch.abs(f[:19], out=f[19:])
+            f[BASE_FEATURES + j, group:] = p[:-group, 1 + dy : 1 + dy + h,
+                                              1 + dx : 1 + dx + w]
+    torch.abs(f[:RATIO_FEATURES], out=f[RATIO_FEATURES:])
     return f
 
 
@@ -278,7 +281,7 @@ class LatentModel(nn.Module):
         q = seen[lvl]
         c, h, w = q.shape
         group = grid_group(self.config, lvl)
-        step = max(1, CONTEXT_CHUNK // (38 * h * w))
+        step = max(1, CONTEXT_CHUNK // (inputs(DEFAULT_RULE) * h * w))
         outs = []
         for c0 in range(0, c, step):
             lo = max(0, c0 - group)  # earlier channels are features of the first ones
