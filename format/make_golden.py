@@ -25,7 +25,8 @@ the Indian Pines crop of 1.2, and a codec-only file of sparse grids whose predic
 reach the tables rule 0 does not have.
 Format 1.6 cases: grids under context rule 2 (a free zero ratio, the ``group`` feature): the
 ``latent`` family on the same crop, and a codec-only file of three grids (a guide, a sparse
-six-channel grid, a third sharing its layers) whose biases spread the ratio rungs.
+six-channel grid, a third sharing its layers) whose biases spread the ratio rungs; then,
+with the family's ``shrink`` (nonzero latents decode nearer zero), the crop again.
 
 Run from the repository root with ``../shared/data`` beside it:
 ``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4|1.5|1.6]`` (default 1.0).
@@ -256,7 +257,9 @@ def cases_1_6() -> dict[str, bytes]:
              "sparse_half": Grid(sparse // 2, 8, half_net, guide="coarse", shares="sparse",
                                  rule=rule, group=2)}
     ratio = codec.pack({"note": "rule-2 grid conformance file; no model"}, {}, grids=grids)
-    return {"latent_ip_u16": latent, "ratio_tables": ratio}
+    # ``latent_ip_u16`` was written before the latent family's ``shrink`` and is kept; the
+    # same crop encoded now has it, so it is written again under its own name.
+    return {"latent_ip_u16": latent, "ratio_tables": ratio, "latent_shrink_ip_u16": latent}
 
 
 def Cube_(*args, **kwargs):  # noqa: N802 - imported late so that --help needs no hsz

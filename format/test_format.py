@@ -272,6 +272,24 @@ def test_golden_file_1_6(path: Path) -> None:
         _decodes_to_its_golden_cube(path, buf)
 
 
+def test_golden_1_6_shrink_decodes_its_latents_nearer_zero() -> None:
+    """The shrink file stores its offsets; decoding without them gives another cube."""
+    from hsz import api
+    from hsz.model.latent import FAMILY, coefficient_maps
+
+    buf = (HERE / "v1.6" / "latent_shrink_ip_u16.hsz").read_bytes()
+    opened = api.open_file(buf)
+    cfg = FAMILY.config_from_json(opened.meta["model"]["config"])
+    shrink = opened.stored.tensors["shrink"]
+    assert cfg.shrink and shrink.shape == (cfg.levels, 2) and np.any(shrink != 0)
+    levels = [opened.stored.grids[f"level{i}"] for i in range(cfg.levels)]
+    steps = opened.stored.tensors["log2_step"]
+    assert not np.array_equal(coefficient_maps(cfg, levels, steps, shrink),
+                              coefficient_maps(cfg, levels, steps))
+    old = api.open_file((HERE / "v1.6" / "latent_ip_u16.hsz").read_bytes())
+    assert "shrink" not in old.meta["model"]["config"] and "shrink" not in old.stored.tensors
+
+
 def test_golden_1_6_uses_every_rung_and_scale() -> None:
     """The conformance file reaches all 49 ratio rungs and all 76 scale tables."""
     spec_reader = reader
