@@ -248,8 +248,11 @@ def dequantized(level: np.ndarray, shrink: np.ndarray | None) -> np.ndarray:
     q = level.astype(np.float64)
     if shrink is None:
         return q
-    theta = np.where(np.abs(level) == 1, float(shrink[0]), float(shrink[1]))
-    return q - np.sign(q) * theta
+    flat = q.reshape(-1)
+    nz = np.flatnonzero(flat)  # most latents are zero: touch only the others
+    v = flat[nz]
+    flat[nz] = v - np.sign(v) * np.where(np.abs(v) == 1.0, float(shrink[0]), float(shrink[1]))
+    return q
 
 
 def centroid_shrink(values: list[np.ndarray], levels: list[np.ndarray]) -> np.ndarray:
