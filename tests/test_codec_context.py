@@ -247,3 +247,23 @@ def test_fast_evaluation_is_the_integer_rule(seed: int, rule: int) -> None:
         got = context.evaluate(net, f, 1, 16, rule)
         want = _reference(net, feats, 1, 16, rule)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("rule", [1, 2])
+def test_sparse_rows_take_the_zero_rows_output_exactly(rule: int) -> None:
+    """Rows whose features are all zero share one evaluation (a sparse subband is mostly
+    such rows); the result is the rule's integers row by row all the same."""
+    rng = np.random.default_rng(7 + rule)
+    n = context.inputs(rule)
+    net = context.IntNet.from_float([rng.normal(0, 0.5, (8, n)), rng.normal(0, 0.5, (2, 8))],
+                                    [rng.normal(0, 1, 8), rng.normal(0, 1, 2)],
+                                    rng.normal(0, 2, (3, 2)))
+    assert net.float_exact
+    feats = np.zeros((400, n), dtype=np.float64)
+    busy = rng.choice(400, 30, replace=False)
+    feats[busy] = rng.integers(-40, 40, (30, n))
+    feats[busy, n // 2:] = np.abs(feats[busy, :n // 2])
+    got = context.evaluate(net, feats, 2, 12, rule)
+    want = _reference(net, feats.astype(np.int64), 2, 12, rule)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert len(np.unique(got[1][np.setdiff1d(np.arange(400), busy)])) == 1

@@ -80,6 +80,49 @@ def _merge(s: Any, d: Any, xp: Any) -> Any:
     return xp.stack([s, d], -1).reshape(*s.shape[:-1], 2 * s.shape[-1])
 
 
+def _lift_np(target: np.ndarray, source: np.ndarray, coef: float, axis: int, back: bool
+             ) -> None:
+    """``target −= coef·(source[n−1] + source[n])`` (``back``) or ``coef·(source[n] +
+    source[n+1])`` along ``axis``, indices clamped, in place: the same sums and products as
+    :func:`_merge`'s, without the shifted copies."""
+    n = source.shape[axis]
+
+    def part(a: np.ndarray, lo: int | None, hi: int | None) -> np.ndarray:
+        idx: list[Any] = [slice(None)] * a.ndim
+        idx[axis] = slice(lo, hi)
+        return a[tuple(idx)]
+
+    pair = np.empty_like(source)
+    if back:  # source[n−1] + source[n], source[−1] = source[0]
+        np.add(part(source, 0, 1), part(source, 0, 1), out=part(pair, 0, 1))
+        np.add(part(source, 0, n - 1), part(source, 1, None), out=part(pair, 1, None))
+    else:  # source[n] + source[n+1], source[n] = source[n−1] past the end
+        np.add(part(source, 0, n - 1), part(source, 1, None), out=part(pair, 0, n - 1))
+        np.add(part(source, n - 1, None), part(source, n - 1, None), out=part(pair, n - 1, None))
+    pair *= coef
+    target -= pair
+
+
+def _merge_np(s: np.ndarray, d: np.ndarray, axis: int) -> np.ndarray:
+    """:func:`_merge` in numpy along ``axis`` (−1 or −2) of C-ordered arrays, bit for bit:
+    rows merge as rows instead of as a strided view of swapped axes."""
+    s = s * (1.0 / LOW_GAIN)
+    d = d * (1.0 / HIGH_GAIN)
+    _lift_np(s, d, DELTA, axis, back=True)
+    _lift_np(d, s, GAMMA, axis, back=False)
+    _lift_np(s, d, BETA, axis, back=True)
+    _lift_np(d, s, ALPHA, axis, back=False)
+    shape = list(s.shape)
+    shape[axis] *= 2
+    out = np.empty(shape, dtype=np.result_type(s, d))
+    idx: list[Any] = [slice(None)] * out.ndim
+    idx[axis] = slice(0, None, 2)
+    out[tuple(idx)] = s
+    idx[axis] = slice(1, None, 2)
+    out[tuple(idx)] = d
+    return out
+
+
 def _cols(x: Any) -> Any:
     return x.swapaxes(-1, -2)
 
@@ -108,6 +151,9 @@ def synthesize(grids: list[Any], xp: Any) -> Any:
     for detail in reversed(grids[:-1]):
         h, w = detail.shape[-2:]
         lh, hl, hh = (detail.reshape(k, 3, h, w)[:, o] for o in range(3))
+        if xp is np:
+            low = _merge_np(_merge_np(low, lh, -2), _merge_np(hl, hh, -2), -1)
+            continue
         lo_w = _cols(_merge(_cols(low), _cols(lh), xp))
         hi_w = _cols(_merge(_cols(hl), _cols(hh), xp))
         low = _merge(lo_w, hi_w, xp)
