@@ -10,7 +10,9 @@ The K coefficient maps S are built from integer latent grids q_l, each scaled by
 per-(level, component) step: with ``transform="dwt"`` (what the encoder writes) the grids are
 the CDF 9/7 wavelet subbands of the maps (:mod:`hsz.model.wavelet`); with ``"pyramid"``
 (files written before it) a Laplacian pyramid, full resolution then halving, upsampled
-bilinearly.  The
+bilinearly.  With
+``shrink`` (what the encoder writes) every nonzero latent decodes a little nearer zero, by
+a per-level offset that landing measures (:func:`dequantized`).  The
 latents are trained against the rate their own entropy model gives them (loss D + λ·R) and
 stored as format 1.1 grids, coded under a small context network that the codec evaluates in
 integer arithmetic (:mod:`hsz.codec.context`), so the probabilities that decide every symbol
@@ -410,7 +412,8 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
     that, every latent is requantized at a coarser step (its log2 step raised by ``u``, the
     levels divided by 2^u and rounded, the entropy model's scales lowered to match) with
     the smallest ``u`` that fits, found by bisection on the real packed size: a second
-    rounding, so a last resort.
+    rounding, so a last resort.  Whatever levels it settles on, a ``shrink`` config stores
+    their centroid offsets (:func:`centroid_shrink`) beside them.
     """
     from hsz import rate
     from hsz.codec.pack import code_grids
