@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,13 +172,23 @@ def ratio_bits(q: Tensor, log2_ratio: Tensor, log2_scale: Tensor) -> Tensor:
     return -torch.log2(p + _P_FLOOR)
 
 
-def _level_bits(q: Tensor, context: Tensor, scale_bias: Tensor, ratio_bias: Tensor
-                ) -> Tensor:
-    """Bits of one level's latents given its context outputs (ratio, scale) and
-    per-channel biases."""
-    ls = (context[1] + scale_bias[:, None, None]).clamp(_LOG2_MIN, _LOG2_MAX)
-    lr = (context[0] + ratio_bias[:, None, None]).clamp(_LOG2_RATIO_MIN, _LOG2_RATIO_MAX)
-    return ratio_bits(q, lr, ls).sum()
+def _level_bits(q: Tensor, context: Tensor, scale_bias: Tensor, ratio_bias: Tensor,
+                weights: Tensor | None = None) -> Tensor:
+    """Bits of latents ``q`` given their context outputs (ratio, scale) and their
+    channels' biases (shaped to broadcast against ``q``), each weighted when ``weights``."""
+    ls = (context[1] + scale_bias).clamp(_LOG2_MIN, _LOG2_MAX)
+    lr = (context[0] + ratio_bias).clamp(_LOG2_RATIO_MIN, _LOG2_RATIO_MAX)
+    bits = ratio_bits(q, lr, ls)
+    return (bits if weights is None else bits * weights).sum()
+
+
+def _channel_chunks(c: int, h: int, w: int, group: int) -> Iterator[tuple[int, int, int]]:
+    """``(lo, first, end)`` for the channels of a (c, h, w) grid, a few at a time within
+    CONTEXT_CHUNK feature values: channels ``first … end − 1`` with the ``group`` before
+    them (from ``lo``), whose values are their features."""
+    step = max(1, CONTEXT_CHUNK // (inputs(DEFAULT_RULE) * h * w))
+    for first in range(0, c, step):
+        yield max(0, first - group), first, min(c, first + step)
 
 
 class LatentModel(nn.Module):
@@ -291,11 +302,9 @@ class LatentModel(nn.Module):
         q = seen[lvl]
         c, h, w = q.shape
         group = grid_group(self.config, lvl)
-        step = max(1, CONTEXT_CHUNK // (inputs(DEFAULT_RULE) * h * w))
         outs = []
-        for c0 in range(0, c, step):
-            lo = max(0, c0 - group)  # earlier channels are features of the first ones
-            args = (q[lo:c0 + step], guide, lo, c0 - lo, group)
+        for lo, first, end in _channel_chunks(c, h, w, group):
+            args = (q[lo:end], guide, lo, first - lo, group)
             outs.append(checkpoint(self._context_chunk, *args, use_reentrant=False)
                         if torch.is_grad_enabled() else self._context_chunk(*args))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
@@ -303,9 +312,12 @@ class LatentModel(nn.Module):
     def _context_chunk(self, q: Tensor, guide: Tensor | None, first: int, skip: int,
                        group: int) -> Tensor:
         f = features(q, guide, first, group)[:, skip:]
-        n = f.shape[0]
-        hid = F.relu(self.ctx1.weight @ f.reshape(n, -1) + self.ctx1.bias[:, None])
-        return (self.ctx2.weight @ hid + self.ctx2.bias[:, None]).reshape(2, *f.shape[1:])
+        return self.network(f.reshape(f.shape[0], -1)).reshape(2, *f.shape[1:])
+
+    def network(self, f: Tensor) -> Tensor:
+        """The float twin's outputs (ratio, scale), (2, n), for feature columns (F, n)."""
+        hid = F.relu(self.ctx1.weight @ f + self.ctx1.bias[:, None])
+        return self.ctx2.weight @ hid + self.ctx2.bias[:, None]
 
     def bits(self, qs: list[Tensor], seen: list[Tensor] | None = None,
              refresh: bool = True) -> Tensor:
@@ -327,8 +339,8 @@ class LatentModel(nn.Module):
         for lvl, q in enumerate(qs):
             # Recomputed in the backward pass: the law's dozen elementwise
             # intermediates at full resolution were a third of a fit's peak memory.
-            args = (q, outs[lvl], self.scale_bias[lvl, :q.shape[0]],
-                    self.ratio_bias[lvl, :q.shape[0]])
+            args = (q, outs[lvl], self.scale_bias[lvl, :q.shape[0], None, None],
+                    self.ratio_bias[lvl, :q.shape[0], None, None])
             total = total + (checkpoint(_level_bits, *args, use_reentrant=False)
                              if torch.is_grad_enabled() else _level_bits(*args))
         return total
@@ -398,7 +410,6 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
     of a sparse grid and cheap to predict, so they are drawn sparsely and weighted up.
     """
     out = []
-    rule = DEFAULT_RULE
     for lvl, q in enumerate(qs):
         c, h, w = q.shape
         n = c * h * w
@@ -412,13 +423,11 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
             weights = torch.where(flat[idx] != 0, 1.0, 1.0 / WARM_ZEROS)
         group = grid_group(model.config, lvl)
         guide = qs[lvl + 1] if lvl + 1 < len(qs) else None
-        chunk = max(1, CONTEXT_CHUNK // (inputs(rule) * h * w))
         parts = []
-        for c0 in range(0, c, chunk):
-            lo = max(0, c0 - group)
-            f = features(q[lo:c0 + chunk], guide, lo, group)[:, c0 - lo:]
-            first, last = c0 * h * w, min(c, c0 + chunk) * h * w
-            mine = idx[(idx >= first) & (idx < last)] - first
+        for lo, first, end in _channel_chunks(c, h, w, group):
+            f = features(q[lo:end], guide, lo, group)[:, first - lo:]
+            a, b = first * h * w, end * h * w
+            mine = idx[(idx >= a) & (idx < b)] - a
             parts.append(f.reshape(f.shape[0], -1)[:, mine])
         out.append(_Sample(torch.cat(parts, 1), flat[idx], idx // (h * w), weights))
     return out
@@ -429,12 +438,9 @@ def _sample_bits(model: LatentModel, samples: list[_Sample]) -> Tensor:
     counts them."""
     total = torch.zeros((), device=samples[0].values.device)
     for lvl, smp in enumerate(samples):
-        hid = F.relu(model.ctx1.weight @ smp.features + model.ctx1.bias[:, None])
-        out = model.ctx2.weight @ hid + model.ctx2.bias[:, None]
-        ls = (out[1] + model.scale_bias[lvl, smp.channels]).clamp(_LOG2_MIN, _LOG2_MAX)
-        lr = (out[0] + model.ratio_bias[lvl, smp.channels]).clamp(_LOG2_RATIO_MIN,
-                                                                   _LOG2_RATIO_MAX)
-        total = total + (ratio_bits(smp.values, lr, ls) * smp.weights).sum()
+        total = total + _level_bits(smp.values, model.network(smp.features),
+                                    model.scale_bias[lvl, smp.channels],
+                                    model.ratio_bias[lvl, smp.channels], smp.weights)
     return total
 
 

@@ -65,18 +65,14 @@ def _split(x: Any, xp: Any) -> tuple[Any, Any]:
 
 
 def _merge(s: Any, d: Any, xp: Any) -> Any:
-    """One synthesis step along the last axis: the inverse of :func:`_split`."""
+    """One synthesis step along the last axis: the inverse of :func:`_split` (torch;
+    numpy decodes through :func:`_merge_np`, the same arithmetic without copies)."""
     s = s * (1.0 / LOW_GAIN)
     d = d * (1.0 / HIGH_GAIN)
     s = s - DELTA * (_prev(d, xp) + d)
     d = d - GAMMA * (s + _next(s, xp))
     s = s - BETA * (_prev(d, xp) + d)
     d = d - ALPHA * (s + _next(s, xp))
-    if xp is np:  # interleave in place: stacking views of swapped axes copied twice
-        out = np.empty((*s.shape[:-1], 2 * s.shape[-1]), dtype=np.result_type(s, d))
-        out[..., 0::2] = s
-        out[..., 1::2] = d
-        return out
     return xp.stack([s, d], -1).reshape(*s.shape[:-1], 2 * s.shape[-1])
 
 
