@@ -1,4 +1,4 @@
-"""Write the golden files in format/v1.0/ to v1.6/ from small crops of real scenes.
+"""Write the golden files in format/v1.0/ to v1.7/ from small crops of real scenes.
 
 For each case it writes ``<name>.hsz``, ``<name>.info.json`` (``hsz.codec.describe``),
 ``<name>.decoded.npy`` (the decoded cube's samples, bands first) and ``<name>.sha256``
@@ -27,9 +27,13 @@ Format 1.6 cases: grids under context rule 2 (a free zero ratio, the ``group`` f
 ``latent`` family on the same crop, and a codec-only file of three grids (a guide, a sparse
 six-channel grid, a third sharing its layers) whose biases spread the ratio rungs; then,
 with the family's ``shrink`` (nonzero latents decode nearer zero), the crop again.
+Format 1.7 cases: grids under context rule 3 (rule 2 with its channel biases as Exp-Golomb
+codes): the ``latent`` family on the same crop, and a codec-only file of three grids whose
+biases have different exponents, negative values, jumps and both kinds of prediction
+(``c − 1`` below ``group``, ``c − group`` above).
 
 Run from the repository root with ``../shared/data`` beside it:
-``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4|1.5|1.6]`` (default 1.0).
+``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4|1.5|1.6|1.7]`` (default 1.0).
 """
 
 from __future__ import annotations
@@ -262,6 +266,42 @@ def cases_1_6() -> dict[str, bytes]:
     return {"latent_ip_u16": latent, "ratio_tables": ratio, "latent_shrink_ip_u16": latent}
 
 
+def cases_1_7() -> dict[str, bytes]:
+    """Format 1.7 files: grids under context rule 3 (rule 2's model, packed channel biases)."""
+    from hsz import codec
+    from hsz.codec import context
+    from hsz.codec.payload import Grid
+
+    latent = _latent_ip_crop()
+    rng = np.random.default_rng(17)
+    rule, width = context.RULE_PACKED, context.inputs(context.RULE_PACKED)
+    coarse = np.rint(rng.laplace(0, 3, (4, 10, 8))).astype(np.int32)
+    sparse = np.where(rng.random((9, 20, 16)) < 0.08,
+                      np.rint(rng.laplace(0, 4, (9, 20, 16))), 0).astype(np.int32)
+    w1 = rng.normal(0, 0.4, (5, width))
+    w2 = np.vstack([-np.abs(rng.normal(0, 0.8, 5)), np.abs(rng.normal(0, 0.5, 5))])
+    # Biases in units of 2^-8: the sparse grid's ratios are multiples of 16 falling with a
+    # jump (exponent 4), its scales multiples of 8 (exponent 3); the coarse grid's are odd
+    # (exponent 0) and the shared grid's all zero in one output.
+    ratio = -16 * np.array([0, 3, 5, 9, 10, 14, 40, 41, 47])
+    scale = 8 * np.array([-80, -72, -66, -40, -31, -30, -5, 0, 12])
+    sparse_net = context.IntNet.from_float([w1, w2], [np.zeros(5), np.zeros(2)],
+                                           np.stack([ratio, scale], 1) / 256.0)
+    shared_net = context.IntNet(sparse_net.frac, sparse_net.weights, sparse_net.biases,
+                                np.stack([np.zeros(9), scale - 40], 1).astype(np.int16))
+    coarse_net = context.IntNet.from_float([rng.normal(0, 0.2, (3, width)),
+                                            rng.normal(0, 0.3, (2, 3))],
+                                           [np.zeros(3), np.zeros(2)],
+                                           np.array([[-1.0, 2.0], [-2.3, 1.5], [-0.7, 1.1],
+                                                     [-3.1, 0.9]]) + 1 / 256)
+    grids = {"coarse": Grid(coarse, 8, coarse_net, rule=rule, group=2),
+             "sparse": Grid(sparse, 8, sparse_net, guide="coarse", rule=rule, group=3),
+             "sparse_half": Grid(sparse // 2, 8, shared_net, guide="coarse", shares="sparse",
+                                 rule=rule, group=2)}
+    packed = codec.pack({"note": "rule-3 grid conformance file; no model"}, {}, grids=grids)
+    return {"latent_ip_u16": latent, "packed_bias": packed}
+
+
 def Cube_(*args, **kwargs):  # noqa: N802 - imported late so that --help needs no hsz
     from hsz.cube import Cube
 
@@ -310,8 +350,10 @@ def main(argv: list[str]) -> int:
         made = cases_1_5()
     elif version == "1.6":
         made = cases_1_6()
+    elif version == "1.7":
+        made = cases_1_7()
     else:
-        print(f"unknown version {version}; use 1.0 to 1.6", file=sys.stderr)
+        print(f"unknown version {version}; use 1.0 to 1.7", file=sys.stderr)
         return 2
     for name, buf in made.items():
         path = out / f"{name}.hsz"

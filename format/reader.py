@@ -175,29 +175,53 @@ def parse_raw(payload: bytes) -> dict[str, np.ndarray]:
 BAND_PLACES = {0: ("wavelengths", "fwhm"), 1: ("band_low", "band_high")}
 
 
-def golomb_values(stream: bytes, n: int, r: int) -> list[int]:
-    """n Exp-Golomb codes of order r, bits least significant first (SPEC §4.6)."""
+def golomb_values(stream: bytes, orders: list[int], what: str = "BNDS") -> list[int]:
+    """One Exp-Golomb code per entry of ``orders`` (its order), bits least significant
+    first (SPEC §4.6)."""
     bits = [(byte >> i) & 1 for byte in stream for i in range(8)]
     pos, out = 0, []
 
     def bit() -> int:
         nonlocal pos
         if pos >= len(bits):
-            raise ReaderError("BNDS: stream ends early")
+            raise ReaderError(f"{what}: stream ends early")
         pos += 1
         return bits[pos - 1]
 
-    for _ in range(n):
+    for r in orders:
         m = 0
         while bit():
             m += 1
             if m + r > 62:
-                raise ReaderError("BNDS: code over 62 bits")
+                raise ReaderError(f"{what}: code over 62 bits")
         v = sum(bit() << i for i in range(m + r))
         out.append(2 ** (m + r) + v - 2**r)
     if len(bits) - pos >= 8 or any(bits[pos:]):
-        raise ReaderError("BNDS: bits left over")
+        raise ReaderError(f"{what}: bits left over")
     return out
+
+
+def unzigzag(z: int) -> int:
+    return z // 2 if z % 2 == 0 else -(z + 1) // 2
+
+
+def packed_bias(cur: Bytes, channels: int, group: int, name: str) -> np.ndarray:
+    """Rule 3's channel biases (SPEC §4.5): exponents, orders, then 2C codes."""
+    q0, q1, r0, r1 = cur.num("B"), cur.num("B"), cur.num("B"), cur.num("B")
+    length = cur.num("I")
+    if max(q0, q1, r0, r1) > 15 or 2 * channels > 8 * length:
+        raise ReaderError(f"grid {name}: channel bias parameters")
+    z = golomb_values(cur.take(length), [r0] * channels + [r1] * channels, f"grid {name} bias")
+    cb = np.zeros((channels, 2), dtype=np.int64)
+    for j, q in enumerate((q0, q1)):
+        k: list[int] = []
+        for c in range(channels):
+            pred = k[c - group] if c >= group else (k[c - 1] if c > 0 else 0)
+            k.append(unzigzag(z[j * channels + c]) + pred)
+            if not -(2**15) <= k[c] * 2**q < 2**15:
+                raise ReaderError(f"grid {name}: channel bias beyond int16")
+        cb[:, j] = [v * 2**q for v in k]
+    return cb
 
 
 def parse_bands(payload: bytes) -> list[tuple[str, int, np.ndarray]]:
@@ -228,8 +252,7 @@ def parse_bands(payload: bytes) -> list[tuple[str, int, np.ndarray]]:
                 raise ReaderError(f"BNDS {name!r}: parameters")
             if n > 8 * length:
                 raise ReaderError(f"BNDS {name!r}: too many values for the stream")
-            x = [z // 2 if z % 2 == 0 else -(z + 1) // 2
-                 for z in golomb_values(cur.take(length), n, r)]
+            x = [unzigzag(z) for z in golomb_values(cur.take(length), [r] * n)]
             for _ in range(d):
                 x = [sum(x[: i + 1]) for i in range(len(x))]
             if any(abs(k) > 2**53 for k in x):
@@ -623,7 +646,7 @@ def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: in
                 f += [gv(gy, gx), gv(gy - 1, gx), gv(gy + 1, gx), gv(gy, gx - 1), gv(gy, gx + 1)]
             else:
                 f += [0, 0, 0, 0, 0]
-            if rule == 2:
+            if rule in (2, 3):
                 b = c - group
                 f += [at(b, y, x), at(b, y - 1, x), at(b, y + 1, x), at(b, y, x - 1),
                       at(b, y, x + 1)]
@@ -633,7 +656,7 @@ def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: in
 
 
 #: SPEC §6.3: context rule -> (table zero, table count).
-RULE_TABLES = {0: (18, 64), 1: (30, 76), 2: (30, 76)}
+RULE_TABLES = {0: (18, 64), 1: (30, 76), 2: (30, 76), 3: (30, 76)}
 
 
 def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int, rule: int
@@ -651,7 +674,7 @@ def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int, rule: int
     centre = np.clip(np.floor_divide(mu + half, 2**frac), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     zero, count = RULE_TABLES[rule]
     t = np.clip(np.floor_divide(ls * 6 + half, 2**frac) + zero, 0, count - 1) + 30 - zero
-    if rule == 2:
+    if rule in (2, 3):
         j = np.clip(np.floor_divide(-2 * mu + half, 2**frac), 0, 48)
         return centre * 0, [(int(a), int(b)) for a, b in zip(t, j, strict=True)]
     return centre, [int(a) for a in t]
@@ -672,7 +695,7 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
         bits, rule = cur.num("B"), cur.num("B")
         if not 2 <= bits <= 16 or rule not in RULE_TABLES:
             raise ReaderError(f"grid {name}: bits {bits}, rule {rule}")
-        group = cur.num("B") if rule == 2 else 1
+        group = cur.num("B") if rule in (2, 3) else 1
         if group < 1:
             raise ReaderError(f"grid {name}: group {group}")
         n = cur.num("H")
@@ -685,10 +708,10 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
             if shares not in networks:
                 raise ReaderError(f"grid {name}: shares {shares}, not an earlier grid")
             frac, layers = networks[shares]
-            if layers[0][0].shape[1] != (38 if rule == 2 else 28):
+            if layers[0][0].shape[1] != (38 if rule in (2, 3) else 28):
                 raise ReaderError(f"grid {name}: shares a network of another rule's width")
         else:
-            width = 38 if rule == 2 else 28
+            width = 38 if rule in (2, 3) else 28
             frac, n_layers = cur.num("B"), cur.num("B")
             if frac > 12 or not 1 <= n_layers <= 4:
                 raise ReaderError(f"grid {name}: frac {frac}, {n_layers} layers")
@@ -704,7 +727,11 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
             if width != 2:
                 raise ReaderError(f"grid {name}: the network ends with {width} outputs")
         networks[name] = (frac, layers)
-        cb = np.frombuffer(cur.take(4 * shape[0]), "<i2").astype(np.int64).reshape(shape[0], 2)
+        if rule == 3:
+            cb = packed_bias(cur, shape[0], group, name)
+        else:
+            cb = np.frombuffer(cur.take(4 * shape[0]), "<i2").astype(np.int64).reshape(
+                shape[0], 2)
         length = cur.num("Q")
         stream = cur.take(length)
         if length % 4:
@@ -712,9 +739,9 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
         net = {"frac": frac, "layers": layers, "channel_bias": cb}
         entry = {"info": {"name": name, "shape": shape, "bits": bits,
                           **({"rule": rule} if rule else {}),
-                          **({"group": group} if rule == 2 else {}), "guide": guide,
+                          **({"group": group} if rule in (2, 3) else {}), "guide": guide,
                           "context_layers": [list(w.shape) for w, _ in layers],
-                          "bytes": length}}
+                          "bytes": length}, "channel_bias": cb}
         if decode:
             ans = AnsStream(list(struct.unpack(f"<{length // 4}I", stream)))
             grid = np.zeros(shape, dtype=np.int64)

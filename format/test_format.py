@@ -309,6 +309,56 @@ def test_golden_1_6_uses_every_rung_and_scale() -> None:
     assert {j for _, j in used} == set(range(49)) and {g for g, _ in used} == set(range(76))
 
 
+GOLDEN_1_7 = sorted((HERE / "v1.7").glob("*.hsz"))
+
+
+@pytest.mark.parametrize("path", GOLDEN_1_7, ids=[p.stem for p in GOLDEN_1_7])
+def test_golden_file_1_7(path: Path) -> None:
+    """Grids under context rule 3 (rule 2 with packed channel biases), decoded by hsz and
+    by the reader: a misread bias would change the tables and so every later symbol."""
+    buf = path.read_bytes()
+    expected = _matches_its_info(path, buf, "1.7")
+    assert {g["rule"] for g in expected["grids"]} == {3}
+    assert all(g["group"] in (2, 3) for g in expected["grids"])
+    _grids_match_golden(path, buf)
+    if path.with_suffix(".decoded.npy").exists():
+        _decodes_to_its_golden_cube(path, buf)
+
+
+def test_golden_1_7_packs_biases_of_every_kind() -> None:
+    """The conformance file's biases use exponents 0, 3 and 4 and an all-zero output, and
+    the reader's biases are hsz's."""
+    import importlib
+
+    from hsz.codec.binio import Cursor
+
+    pack_module = importlib.import_module("hsz.codec.pack")
+    buf = (HERE / "v1.7" / "packed_bias.hsz").read_bytes()
+    lats = next(s for s in reader.parse_container(buf)["sections"] if s["type"] == "LATS")
+    payload = lats["payload"]
+    cur = Cursor(payload, 0, "test")
+    cur.u32()
+    exponents, biases = set(), []
+    known: dict = {}
+    nets: dict = {}
+    for _ in range(3):
+        name, shape, _bits, _rule, _group, _guide, net = pack_module._read_grid_header(
+            cur, known, nets)
+        known[name], nets[name] = shape, net
+        biases.append(net.channel_bias)
+        cur.take(cur.u64())
+    for cb in biases:
+        for j in range(2):
+            col = cb[:, j].astype(np.int64)
+            q = 0
+            while q < 15 and col.any() and not np.any(col % (1 << (q + 1))):
+                q += 1
+            exponents.add(q if col.any() else "zero")
+    assert exponents >= {0, 3, 4, "zero"}
+    theirs = [e["channel_bias"] for e in reader.parse_lats(payload)]
+    assert all(np.array_equal(a, b) for a, b in zip(biases, theirs, strict=True))
+
+
 def test_golden_1_2_covers_every_curve_and_difference_method() -> None:
     buf = (HERE / "v1.2" / "band_curves.hsz").read_bytes()
     methods = {t["method"] for t in reader.info(buf)["tensors"]}

@@ -26,7 +26,7 @@ def _grids(seed: int = 0, rule: int = context.DEFAULT_RULE) -> dict[str, Grid]:
     rng = np.random.default_rng(seed)
     coarse = np.clip(np.rint(rng.laplace(0, 6, (3, 6, 7))), -127, 127).astype(np.int32)
     fine = np.clip(np.rint(rng.laplace(0, 2, (4, 12, 13))), -127, 127).astype(np.int32)
-    group = 3 if rule == context.RULE_RATIO else 1
+    group = 3 if rule in context.RATIO_RULES else 1
     return {
         "coarse": Grid(coarse, 8, _net(rng, context.inputs(rule), 3), rule=rule),
         "fine": Grid(fine, 8, _net(rng, context.inputs(rule), 4), guide="coarse", rule=rule,
@@ -48,10 +48,11 @@ def test_scale_table_literals_are_the_stated_laplace_bins() -> None:
     assert context.decay(0) < context.decay(1) < context.decay(context.TABLES - 1) < 1.0
 
 
-@pytest.mark.parametrize(("rule", "version"), [(0, (1, 1)), (1, (1, 5)), (2, (1, 6))])
+@pytest.mark.parametrize(("rule", "version"),
+                         [(0, (1, 1)), (1, (1, 5)), (2, (1, 6)), (3, (1, 7))])
 def test_grids_round_trip_exactly_and_cost_what_they_say(rule: int, version: tuple) -> None:
     """Every rule round-trips; a file is 1.5 only when a grid uses rule 1's finer tables,
-    1.6 when one uses rule 2."""
+    1.6 when one uses rule 2, 1.7 when one uses rule 3."""
     grids = _grids(rule=rule)
     data = pack({"shape": [1, 1, 1]}, {}, grids=grids)
     u = unpack(data)
@@ -267,3 +268,58 @@ def test_sparse_rows_take_the_zero_rows_output_exactly(rule: int) -> None:
     want = _reference(net, feats.astype(np.int64), 2, 12, rule)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     assert len(np.unique(got[1][np.setdiff1d(np.arange(400), busy)])) == 1
+
+
+def test_rule_3_is_rule_2_with_smaller_biases() -> None:
+    """The same grids under rules 2 and 3 decode alike and code the same streams; only the
+    channel biases shrink (coarse biases, as the latent family writes them)."""
+    from hsz.model.latent import coarse_bias
+
+    rng = np.random.default_rng(11)
+    levels = np.where(rng.random((24, 16, 16)) < 0.1,
+                      np.rint(rng.laplace(0, 3, (24, 16, 16))), 0).astype(np.int32)
+    base = _net(rng, context.inputs(context.RULE_RATIO), 24)
+    cb = np.stack([np.linspace(-3000, -200, 24), np.linspace(-900, 400, 24)], 1)
+    net = context.IntNet(base.frac, base.weights, base.biases,
+                         coarse_bias(cb + rng.normal(0, 10, cb.shape)))
+    sizes = {}
+    for rule in (context.RULE_RATIO, context.RULE_PACKED):
+        data = pack({}, {}, grids={"g": Grid(levels, 8, net, rule=rule, group=3)})
+        assert np.array_equal(unpack(data).grids["g"], levels)
+        sizes[rule] = len(data)
+    packed = len(context.packed_bias_bytes(net.channel_bias, 3))
+    assert packed < 0.6 * 24 * 4
+    assert sizes[context.RULE_RATIO] - sizes[context.RULE_PACKED] == 24 * 4 - packed
+
+
+@pytest.mark.parametrize("group", [1, 2, 3, 7])
+def test_packed_biases_round_trip_any_integers(group: int) -> None:
+    """Lossless for any int16 biases: exponents from the values, the extremes included."""
+    rng = np.random.default_rng(group)
+    for cb in (rng.integers(-32768, 32768, (40, 2)),
+               rng.integers(-50, 50, (5, 2)) * np.array([16, 8]),
+               np.zeros((3, 2)), np.array([[-32768, 32767]]),
+               np.array([[0, 1 << 14], [-(1 << 15), 0]])):
+        cb = cb.astype(np.int16)
+        data = context.packed_bias_bytes(cb, group)
+        cur = Cursor(data, 0, "bias")
+        got = context.read_packed_bias(cur, cb.shape[0], group)
+        assert cur.remaining == 0 and np.array_equal(got, cb)
+
+
+def test_damaged_packed_biases_are_refused_in_one_line() -> None:
+    cb = (np.arange(-20, 20).reshape(20, 2) * 16).astype(np.int16)
+    good = context.packed_bias_bytes(cb, 3)
+    stream_len = int.from_bytes(good[4:8], "little")
+    cases = {
+        "exponent": bytes([16]) + good[1:],
+        "too short": good[:4] + (1).to_bytes(4, "little") + good[8:9],
+        "ends early": good[:4] + (stream_len - 1).to_bytes(4, "little") + good[8:-1],
+        "left over": good[:4] + (stream_len + 1).to_bytes(4, "little") + good[8:] + b"\0",
+        # Exponent 15 turns the multiples into values beyond int16.
+        "range": bytes([15]) + good[1:],
+    }
+    for what, data in cases.items():
+        with pytest.raises(FormatError) as err:
+            context.read_packed_bias(Cursor(data, 0, "bias"), 20, 3)
+        assert "\n" not in str(err.value), what

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hsz.codec import binio
+from hsz.codec import binio, golomb
 from hsz.codec.binio import Cursor
 
 VERSION = 0
@@ -40,8 +40,6 @@ MAX_GOLOMB = 24
 #: |k| above this is not exact in float64; such curves are stored raw.
 MAX_INT = 1 << 53
 MAX_VALUES = 1 << 20
-#: Longest unary prefix a reader accepts (the value then has at most 62 bits).
-MAX_PREFIX = 62
 
 
 @dataclass(frozen=True)
@@ -49,63 +47,6 @@ class Curve:
     name: str
     place: int
     values: np.ndarray  # one per band, in the curve's own dtype
-
-
-# ---------------------------------------------------------------------------- bit streams
-
-
-class _BitWriter:
-    def __init__(self) -> None:
-        self.bits: list[int] = []
-
-    def golomb(self, z: int, r: int) -> None:
-        """Exp-Golomb of order r: (n − 1 − r) ones, a zero, then the n − 1 low bits of
-        u = z + 2^r (n = bit length of u), least significant first."""
-        u = z + (1 << r)
-        n = u.bit_length()
-        self.bits += [1] * (n - 1 - r) + [0]
-        self.bits += [(u >> i) & 1 for i in range(n - 1)]
-
-    def payload(self) -> bytes:
-        return np.packbits(np.array(self.bits, np.uint8), bitorder="little").tobytes()
-
-
-class _BitReader:
-    def __init__(self, data: bytes, cur: Cursor) -> None:
-        self.bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little").tolist()
-        self.pos = 0
-        self.cur = cur
-
-    def _bit(self) -> int:
-        if self.pos >= len(self.bits):
-            raise self.cur.fail("band curve stream ends early")
-        b = self.bits[self.pos]
-        self.pos += 1
-        return b
-
-    def golomb(self, r: int) -> int:
-        m = 0
-        while self._bit():
-            m += 1
-            if m + r > MAX_PREFIX:
-                raise self.cur.fail("band curve stream holds a value over 62 bits")
-        low = 0
-        for i in range(m + r):
-            low |= self._bit() << i
-        return ((1 << (m + r)) | low) - (1 << r)
-
-    def finish(self) -> None:
-        rest = self.bits[self.pos:]
-        if len(rest) >= 8 or any(rest):
-            raise self.cur.fail("band curve stream has bytes or bits left over")
-
-
-def _zigzag(v: int) -> int:
-    return 2 * v if v >= 0 else -2 * v - 1
-
-
-def _unzigzag(z: int) -> int:
-    return z // 2 if z % 2 == 0 else -(z + 1) // 2
 
 
 def _difference(k: list[int], order: int) -> list[int]:
@@ -149,25 +90,20 @@ def _decimal_digits(values: np.ndarray) -> tuple[int, list[int]] | None:
     return p, ks
 
 
-def _golomb_bits(zs: list[int], r: int) -> int:
-    """Length in bits of the Exp-Golomb code of order r of every z."""
-    return sum(2 * (z + (1 << r)).bit_length() - 1 - r for z in zs)
-
-
 def _coded(ks: list[int]) -> tuple[int, int, bytes]:
     """The order and Exp-Golomb parameter that code ``ks`` in the fewest bytes."""
     best: tuple[int, int, int] | None = None
     for order in range(MAX_ORDER + 1):
-        zs = [_zigzag(v) for v in _difference(ks, order)]
+        zs = [golomb.zigzag(v) for v in _difference(ks, order)]
         for r in range(MAX_GOLOMB + 1):
-            nbits = _golomb_bits(zs, r)
+            nbits = golomb.code_bits(zs, r)
             if best is None or nbits < best[0]:
                 best = (nbits, order, r)
     assert best is not None
     _, order, r = best
-    w = _BitWriter()
-    for z in (_zigzag(v) for v in _difference(ks, order)):
-        w.golomb(z, r)
+    w = golomb.Writer()
+    for z in (golomb.zigzag(v) for v in _difference(ks, order)):
+        w.code(z, r)
     return order, r, w.payload()
 
 
@@ -277,10 +213,10 @@ def _read_decimal(cur: Cursor, name: str, n: int, dtype: np.dtype) -> np.ndarray
         raise cur.fail(f"band curve {name!r}: an integer curve must have 0 places")
     if n > 8 * length:  # every value takes at least one bit
         raise cur.fail(f"band curve {name!r}: {n} values cannot fit in {length} bytes")
-    reader = _BitReader(bytes(cur.take(length)), cur)
-    zs = [reader.golomb(r) for _ in range(n)]
+    reader = golomb.Reader(bytes(cur.take(length)), cur, "band curve stream")
+    zs = [reader.code(r) for _ in range(n)]
     reader.finish()
-    ks = _accumulate([_unzigzag(z) for z in zs], order)
+    ks = _accumulate([golomb.unzigzag(z) for z in zs], order)
     if any(abs(k) > MAX_INT for k in ks):
         raise cur.fail(f"band curve {name!r} decodes to integers beyond 2^53")
     if dtype.kind in "iu":

@@ -73,6 +73,8 @@ AXIS_NONE = 0xFF
 FINE_RULE_MINOR = 5
 #: Files whose grids use context rule 2 (free zero ratio, the group feature) are 1.6.
 RATIO_RULE_MINOR = 6
+#: Files whose grids use context rule 3 (rule 2 with its channel biases coded) are 1.7.
+PACKED_RULE_MINOR = 7
 RAW_STORED, RAW_ZLIB = 0, 1
 
 
@@ -252,10 +254,11 @@ def _grid_section(grids: Mapping[str, Grid]) -> bytes:
         shares_name = b"" if g.shares is None else g.shares.encode("utf-8")
         parts += [binio.name_bytes(name), _shape_bytes(name, lv.shape), binio.u8(g.bits),
                   binio.u8(g.rule),
-                  binio.u8(g.group) if g.rule == context.RULE_RATIO else b"",
+                  binio.u8(g.group) if g.rule in context.RATIO_RULES else b"",
                   binio.u16(len(guide_name)), guide_name,
                   binio.u16(len(shares_name)), shares_name,
-                  b"" if g.shares is not None else g.net.layer_bytes(), g.net.bias_bytes(),
+                  b"" if g.shares is not None else g.net.layer_bytes(),
+                  g.net.bias_bytes(g.rule, g.group),
                   binio.u64(len(stream)), stream]
         levels[name] = lv
         nets[name] = g.net
@@ -303,6 +306,8 @@ def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTens
         minor = FINE_RULE_MINOR
     if context.RULE_RATIO in coded.rules:
         minor = RATIO_RULE_MINOR
+    if context.RULE_PACKED in coded.rules:
+        minor = PACKED_RULE_MINOR
     return write_container(sections, minor=minor)
 
 
@@ -467,7 +472,7 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
                        f"(allowed {context.MIN_BITS}..{context.MAX_BITS})")
     if rule not in context.RULES:
         raise cur.fail(f"grid {name!r} uses unknown context rule {rule}")
-    group = cur.u8() if rule == context.RULE_RATIO else 1
+    group = cur.u8() if rule in context.RATIO_RULES else 1
     try:
         context.check_group(group, rule)
     except ValueError as exc:
@@ -482,7 +487,7 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
         raise cur.fail(f"grid {name!r} shares the network of {shares!r}, which is not an "
                        "earlier grid")
     layers = nets[shares] if shares is not None else context.IntNet.read_layers(cur)
-    net = layers.with_bias(cur, shape[0], rule)
+    net = layers.with_bias(cur, shape[0], rule, group)
     return name, (shape[0], shape[1], shape[2]), bits, rule, group, guide, net
 
 
@@ -518,7 +523,7 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
                 raise cur.fail(f"grid {name!r} has a {length}-byte stream, not whole words")
             out[name] = {"name": name, "shape": list(shape), "bits": bits,
                          **({"rule": rule} if rule else {}),
-                         **({"group": group} if rule == context.RULE_RATIO else {}),
+                         **({"group": group} if rule in context.RATIO_RULES else {}),
                          "guide": guide,
                          "context_layers": [list(w.shape) for w in net.weights],
                          "bytes": length}
