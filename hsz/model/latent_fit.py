@@ -532,26 +532,77 @@ def keep_in_range(model: LatentModel) -> None:
             p.div_(torch.exp2(per)[:, None, None])
 
 
+#: How far the stored basis columns follow their components' spread (see :func:`_balanced`):
+#: column k is scaled by (spread_k / largest spread)^BALANCE.  Measured on CAVE chart and
+#: toy at 0.1 bpppb (31 components, spreads from 1 down to 1e-4), basis at 10 bits: 1,185
+#: bytes and a band-space error of 2.0e-7 as it was, 965 bytes and 1.8e-8 at 0.5, 677 bytes
+#: and 1.7e-7 at 1 (the weakest columns then round to almost nothing), against a latent
+#: error of 1.9e-5.
+BALANCE = 0.5
+
+
+def _balanced(model: LatentModel) -> tuple[Tensor, Tensor]:
+    """The basis and log2 steps with each basis column scaled by its component's relative
+    spread to the power :data:`BALANCE` and the component's steps divided by as much, so
+    that the decoded cube is the same and the latents too.
+
+    Why: the basis is stored min-max quantized with one step for the whole tensor, so
+    every column gets the same absolute error, but a column's error reaches the cube
+    multiplied by its component's maps: the strong components' columns were too coarse and
+    the weak ones' (most of them) needlessly fine.  The steps are stored at 14 bits over
+    their range and absorb the scales for a few dozen bytes.
+    """
+    cfg = model.config
+    with torch.no_grad():
+        energy = torch.zeros(cfg.k, dtype=torch.float64, device=model.basis.device)
+        for lvl, p in enumerate(model.latents):
+            v = (torch.round(p) * torch.exp2(model._steps(lvl))[:, None, None]).double()
+            e = (v * v).sum(dim=(1, 2))
+            energy += e.reshape(cfg.k, -1).sum(dim=1)
+        spread = torch.sqrt(energy)
+        if float(spread.max()) <= 0.0:
+            return model.basis.detach().clone(), model.log2_step.detach().clone()
+        scale = (spread / spread.max()).clamp(min=2.0**-20) ** BALANCE
+        basis = model.basis.detach() * scale[None, :].to(model.basis)
+        steps = model.log2_step.detach() - torch.log2(scale)[None, :].to(model.log2_step)
+    return basis, steps
+
+
 def _freeze_quantized(model: LatentModel) -> None:
     """Put the basis, offsets and steps on the grid they will be stored on, and freeze them.
 
     The rounded phase then trains the latents against the very values the decoder will
     use, instead of finding out at landing that quantizing a step by 0.1 % shifts every
-    latent it multiplies.
+    latent it multiplies.  The steps are rescaled to the stored balance (:func:`_balanced`)
+    and quantized first; each basis column then takes exactly the factor by which its
+    component's low-band step moved, so that the low band, whose latents are the largest
+    (thousands of steps at high rates), decodes as before, step rounding included.
     """
     from hsz.codec import quantize
 
-    for name in TENSOR_BITS:
+    def stored(name: str, values: Tensor) -> Tensor:
+        v = values.detach().cpu().numpy().astype(np.float32)
+        q = quantize(name, v, TENSOR_BITS[name]).dequantize().reshape(v.shape)
+        return torch.from_numpy(np.ascontiguousarray(q)).to(values)
+
+    _, steps = _balanced(model)
+    steps = stored("log2_step", steps)
+    moved = torch.exp2((model.log2_step.detach()[-1] - steps[-1]).double()).to(model.basis)
+    model.log2_step.data = steps
+    model.basis.data = model.basis.detach() * moved[None, :]
+    for name in ("basis", "offset"):
         param = getattr(model, name)
-        values = param.detach().cpu().numpy().astype(np.float32)
-        stored = quantize(name, values, TENSOR_BITS[name]).dequantize().reshape(values.shape)
-        param.data = torch.from_numpy(np.ascontiguousarray(stored)).to(param)
-        param.requires_grad_(False)
+        param.data = stored(name, param)
+    for name in TENSOR_BITS:
+        getattr(model, name).requires_grad_(False)
 
 
-def _float_tensors(model: LatentModel) -> dict[str, np.ndarray]:
-    return {name: getattr(model, name).detach().cpu().numpy().astype(np.float32)
-            for name in TENSOR_BITS}
+def _float_tensors(model: LatentModel, balanced: bool = False) -> dict[str, np.ndarray]:
+    """The stored float tensors; ``balanced``: as :func:`_freeze_quantized` will store them."""
+    out = {name: getattr(model, name).detach() for name in TENSOR_BITS}
+    if balanced:
+        out["basis"], out["log2_step"] = _balanced(model)
+    return {name: t.cpu().numpy().astype(np.float32) for name, t in out.items()}
 
 
 def _band_db(recon: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
@@ -597,7 +648,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
         # estimated, then measured on the initial basis coded as the file will code it.
         latent_bits = max(8.0 * (job.budget - fixed_bytes(config)), 64.0)
         model = LatentModel(target, valid, config, 0.97 * latent_bits).to(dev)
-        fixed = measured_fixed_bytes(config, _float_tensors(model))
+        fixed = measured_fixed_bytes(config, _float_tensors(model, balanced=True))
         latent_bits = max(8.0 * (job.budget - fixed), 64.0)
         goal = 0.97 * latent_bits / n_values
         if WARM_ROUNDS and ABLATION.get("context") != "none":
