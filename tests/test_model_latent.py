@@ -471,3 +471,42 @@ def test_a_fit_never_ends_worse_than_its_start(crop: Cube, monkeypatch: Any) -> 
     monkeypatch.setattr(latent_fit, "LATENT_LR", 40.0)
     wild = api.encode(crop, bpppb=3.0, model="latent", preset="fast", epochs=12, seed=0)
     assert wild.quality["psnr_band_mean"] > calm.quality["psnr_band_mean"] - 1.0
+
+
+def test_dead_zone_rounding_twins_agree_and_keep_small_values_at_zero() -> None:
+    """The training twin's rounding and landing's are the same integers; with a dead zone
+    of 0.2 a value needs 0.7 to become 1, and every bin edge moves out by as much."""
+    from hsz.model.latent import dead_rint
+    from hsz.model.latent_fit import dead_round
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.laplace(0, 2, 5000), [0.69, 0.7, -0.7, 1.69, 1.7, 0.5, -0.5]]
+                       ).astype(np.float32)
+    for dz in (0.0, 0.2):
+        ours = dead_rint(x, dz)
+        assert np.array_equal(ours, dead_round(torch.from_numpy(x), dz).numpy())
+    got = dead_rint(np.array([0.69, 0.7, -0.7, 1.69, 1.7], np.float32), 0.2)
+    assert got.tolist() == [0.0, 1.0, -1.0, 1.0, 2.0]
+
+
+def test_landing_rounds_with_the_state_dead_zone() -> None:
+    """A fit that keeps its start stores the start's dead zone; landing's levels, finer
+    steps included, round with it, so values under 0.5 + dead zone stay zero."""
+    from hsz.codec.pack import code_grids
+    from hsz.codec.payload import Payload
+    from hsz.model.latent import TENSOR_BITS, dead_rint, land_payload, trained_levels
+
+    cfg, state, packer = _landing_case()
+    state = dict(state, deadzone=0.2)
+    edge = state["values"][0].copy()
+    edge[:, ::3, ::3] = 0.65
+    state["values"][0] = edge
+    levels = trained_levels(state["values"], 0.2)
+    exact = len(packer(Payload({n: state[n] for n in TENSOR_BITS}, dict(TENSOR_BITS),
+                               code_grids(_grids(cfg, levels, state["net"], 0.0)))))
+    u = codec.unpack(packer(land_payload(cfg, state, packer, exact)))
+    assert np.array_equal(u.grids["level1"], dead_rint(state["values"][1], 0.2))
+    assert np.all(u.grids["level0"][:, ::3, ::3] == 0)
+    roomy = codec.unpack(packer(land_payload(cfg, state, packer, int(exact / 0.8))))
+    assert np.all(roomy.grids["level0"][:, ::3, ::3] == 0)
+    assert np.any(roomy.tensors["log2_step"] < u.tensors["log2_step"] - 0.01)
