@@ -9,7 +9,9 @@ symbol of every file is checked without hsz.  Format 1.2 band curves (``BNDS``, 
 §4.6) are put back into the metadata and raw arrays, and methods 5-7 (§6.4) are undone.
 Format 1.3 tiled files (§4.7) are checked tile by tile: each ``TILE`` payload is read as a
 file of its own, its window checked against the grid the scene's tile size gives.  Format
-1.4 tiles with a margin are checked against their window grown by the margin.
+1.4 tiles with a margin are checked against their window grown by the margin.  Grids under
+context rules 1 (1.5), 2 (1.6) and 3 (1.7, whose channel biases are Exp-Golomb codes) are
+decoded by the same plain loops.
 
     python format/reader.py FILE.hsz            # print the info as JSON
     python format/reader.py --tensors FILE.hsz  # also decode and summarize every tensor/grid
