@@ -256,16 +256,20 @@ def test_golden_file_1_5(path: Path) -> None:
         _decodes_to_its_golden_cube(path, buf)
 
 
-GOLDEN_1_6 = sorted((HERE / "v1.6").glob("*.hsz"))
+#: Golden files whose grids use rule 2's model: (file, format version, its rule).
+GOLDEN_RATIO = [(p, version, rule) for version, rule in (("1.6", 2), ("1.7", 3))
+                for p in sorted((HERE / f"v{version}").glob("*.hsz"))]
 
 
-@pytest.mark.parametrize("path", GOLDEN_1_6, ids=[p.stem for p in GOLDEN_1_6])
-def test_golden_file_1_6(path: Path) -> None:
-    """Grids under context rule 2 (zero ratio, group feature), decoded by hsz and by the
-    reader."""
+@pytest.mark.parametrize(("path", "version", "rule"), GOLDEN_RATIO,
+                         ids=[f"{v}-{p.stem}" for p, v, _ in GOLDEN_RATIO])
+def test_golden_file_ratio_rules(path: Path, version: str, rule: int) -> None:
+    """Grids under context rule 2 (zero ratio, group feature; 1.6) and rule 3 (the same
+    with packed channel biases; 1.7), decoded by hsz and by the reader: a misread bias
+    would change the tables and so every later symbol."""
     buf = path.read_bytes()
-    expected = _matches_its_info(path, buf, "1.6")
-    assert {g["rule"] for g in expected["grids"]} == {2}
+    expected = _matches_its_info(path, buf, version)
+    assert {g["rule"] for g in expected["grids"]} == {rule}
     assert all(g["group"] in (2, 3) for g in expected["grids"])
     _grids_match_golden(path, buf)
     if path.with_suffix(".decoded.npy").exists():
@@ -307,22 +311,6 @@ def test_golden_1_6_uses_every_rung_and_scale() -> None:
     finally:
         spec_reader.run_net = run  # type: ignore[assignment]
     assert {j for _, j in used} == set(range(49)) and {g for g, _ in used} == set(range(76))
-
-
-GOLDEN_1_7 = sorted((HERE / "v1.7").glob("*.hsz"))
-
-
-@pytest.mark.parametrize("path", GOLDEN_1_7, ids=[p.stem for p in GOLDEN_1_7])
-def test_golden_file_1_7(path: Path) -> None:
-    """Grids under context rule 3 (rule 2 with packed channel biases), decoded by hsz and
-    by the reader: a misread bias would change the tables and so every later symbol."""
-    buf = path.read_bytes()
-    expected = _matches_its_info(path, buf, "1.7")
-    assert {g["rule"] for g in expected["grids"]} == {3}
-    assert all(g["group"] in (2, 3) for g in expected["grids"])
-    _grids_match_golden(path, buf)
-    if path.with_suffix(".decoded.npy").exists():
-        _decodes_to_its_golden_cube(path, buf)
 
 
 def test_golden_1_7_packs_biases_of_every_kind() -> None:

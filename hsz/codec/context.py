@@ -103,7 +103,7 @@ RULE_FINE = 1
 RULE_RATIO = 2
 #: Rule 3 (format 1.7): rule 2's model; only the channel biases are stored differently, as
 #: Exp-Golomb codes of coarse multiples predicted from channel ``c − group``
-#: (:func:`bias_bytes`).  As int16 they were 2 kB of a 99 kB CAVE file at 0.1 bpppb, two
+#: (:func:`packed_bias_bytes`).  As int16 they were 2 kB of a 99 kB CAVE file at 0.1 bpppb, two
 #: fifths of everything but the latents; coded they take about 850 bytes.
 RULE_PACKED = 3
 RULES: dict[int, tuple[int, int]] = {RULE_CHECKERBOARD: (18, 64), RULE_FINE: (30, 76),
