@@ -510,3 +510,75 @@ def test_landing_rounds_with_the_state_dead_zone() -> None:
     roomy = codec.unpack(packer(land_payload(cfg, state, packer, int(exact / 0.8))))
     assert np.all(roomy.grids["level0"][:, ::3, ::3] == 0)
     assert np.any(roomy.tensors["log2_step"] < u.tensors["log2_step"] - 0.01)
+
+
+def _trim_case() -> tuple[Any, Any]:
+    from hsz.model import latent_fit
+
+    torch.manual_seed(3)
+    cfg = LatentConfig(6, 24, 20, k=5, levels=3, transform="dwt", shrink=True)
+    target = torch.rand(6, 24, 20)
+    model = latent_fit.LatentModel(target, None, cfg, 4e3)
+    torch.nn.init.normal_(model.ctx2.weight)
+    return model, target.reshape(6, -1)
+
+
+def test_component_losses_are_what_leaving_each_component_out_costs() -> None:
+    """The closed form (residual, cross terms, norms) is the metric recomputed without the
+    component, for every component."""
+    from hsz.model import latent_fit
+
+    model, flat = _trim_case()
+    losses = latent_fit.component_losses(model, flat, None)
+    with torch.no_grad():
+        base = float(latent_fit._band_db(model("round")[0], flat, None))
+        for j in range(model.config.k):
+            saved = [p.detach().clone() for p in model.latents]
+            for lvl, p in enumerate(model.latents):
+                per = model.config.channels(lvl) // model.config.k
+                p[j * per:(j + 1) * per] = 0.0
+            without = float(latent_fit._band_db(model("round")[0], flat, None))
+            for p, s in zip(model.latents, saved, strict=True):
+                p.copy_(s)
+            assert abs(float(losses[j]) - (without - base)) < 1e-4
+
+
+def test_keeping_components_drops_their_columns_steps_channels_and_biases() -> None:
+    """A model cut down to some components decodes what the whole one decodes with the
+    others' latents at zero, and each kept channel keeps its own biases."""
+    from hsz.model import latent_fit
+
+    model, flat = _trim_case()
+    cfg = model.config
+    keep = [0, 2, 3]
+    with torch.no_grad():
+        for lvl, p in enumerate(model.latents):
+            per = cfg.channels(lvl) // cfg.k
+            for j in (1, 4):
+                p[j * per:(j + 1) * per] = 0.0
+        whole = model("round")[0]
+        scale, ratio = model.scale_bias.detach().clone(), model.ratio_bias.detach().clone()
+    latent_fit.keep_components(model, keep)
+    assert model.config.k == 3 and model.basis.shape == (6, 3)
+    assert model.log2_step.shape == (3, 3)
+    assert [p.shape[0] for p in model.latents] == [9, 9, 3]
+    with torch.no_grad():
+        cut = model("round")[0]
+    assert torch.allclose(cut, whole, atol=1e-5)
+    # Channel 3·2 + 1 of a detail grid (component 2, second subband) is now channel 4.
+    assert torch.equal(model.scale_bias[0, 4], scale[0, 7])
+    assert torch.equal(model.ratio_bias[2, 1], ratio[2, 2])  # low band: component 2
+
+
+def test_empty_components_are_never_worth_keeping_and_one_always_is() -> None:
+    from hsz.model import latent_fit
+
+    model, flat = _trim_case()
+    with torch.no_grad():
+        for lvl, p in enumerate(model.latents):
+            per = model.config.channels(lvl) // model.config.k
+            p[3 * per:4 * per] = 0.0
+    keep = latent_fit.worth_keeping(model, flat, None, budget=1e9)
+    assert 3 not in keep and keep == sorted(keep) and 0 in keep
+    # At a budget of one byte every component's fixed bytes outweigh it: one stays.
+    assert len(latent_fit.worth_keeping(model, flat, None, budget=1.0)) == 1
