@@ -582,3 +582,67 @@ def test_empty_components_are_never_worth_keeping_and_one_always_is() -> None:
     assert 3 not in keep and keep == sorted(keep) and 0 in keep
     # At a budget of one byte every component's fixed bytes outweigh it: one stays.
     assert len(latent_fit.worth_keeping(model, flat, None, budget=1.0)) == 1
+
+
+@pytest.mark.parametrize("knots", [0, 4])
+def test_refit_recovers_the_basis_and_steps_the_decoded_maps_were_made_with(knots: int) -> None:
+    """Where the target is exactly offsets plus a basis times maps decoded at other steps,
+    the refit finds those steps, that basis and those offsets (knot rows too), whatever
+    the stored basis was."""
+    from hsz.codec import dequantized
+    from hsz.model.latent import band_db, full_basis, refit
+
+    rng = np.random.default_rng(7)
+    cfg = LatentConfig(7, 32, 24, k=3, levels=3, transform="dwt", shrink=True, knots=knots)
+    levels = [rng.integers(-3, 4, (cfg.channels(lvl), h, w)).astype(np.int32)
+              for lvl, (h, w) in enumerate(cfg.sizes())]
+    true_steps = dequantized({"log2_step": rng.normal(-4, 0.5, (3, 3)).astype(np.float32)},
+                             {"log2_step": 14})["log2_step"]
+    tensors = {"log2_step": true_steps.copy(), "shrink": np.full((3, 2), 0.1, np.float32),
+               "basis": np.zeros((cfg.basis_rows, 3), np.float32),
+               "offset": np.zeros(7, np.float32)}
+    rows = rng.normal(0, 1, (cfg.basis_rows, 3)).astype(np.float32)
+    offset = rng.normal(0, 1, 7).astype(np.float32)
+    maps = coefficient_maps(cfg, levels, true_steps, tensors["shrink"])
+    target = (offset[:, None] + full_basis(cfg, rows) @ maps.reshape(3, -1)).reshape(7, 32, 24)
+    # The stored steps are off by up to a quarter octave per (level, component).
+    tensors["log2_step"] = true_steps + rng.uniform(-0.25, 0.25, (3, 3)).astype(np.float32)
+    got = refit(cfg, tensors, levels, target, None, 14)
+    before = band_db(cfg, tensors, levels, target, None)
+    depths = {"log2_step": 14, "basis": 16, "offset": 16, "shrink": 8}
+    after = band_db(cfg, dequantized(dict(tensors, **got), depths), levels, target, None)
+    assert before > -40 and after < -70
+    # Scored on half the pixels, garbage elsewhere does not move it.
+    scored = np.zeros((32, 24), bool)
+    scored[:, :12] = True
+    spoiled = np.where(scored, target, 100.0)
+    again = dequantized(dict(tensors, **refit(cfg, tensors, levels, spoiled, scored, 14)),
+                        depths)
+    assert band_db(cfg, again, levels, spoiled, scored) < -70
+    assert band_db(cfg, again, levels, target, None) < -70
+
+
+def test_landing_refits_the_basis_only_where_it_fits_and_measures_better() -> None:
+    """Given the target, landing stores the refitted basis, offsets and steps: the file's
+    metric is better than without the refit, the latents are the same, and the file stays
+    within its budget."""
+    from hsz.model.latent import band_db, fit_to_budget, land_payload
+
+    cfg, state, packer = _landing_case()
+    rng = np.random.default_rng(9)
+    maps = coefficient_maps(cfg, [np.asarray(v, np.float64) for v in state["values"]],
+                            state["log2_step"]).reshape(3, -1)
+    target = (state["offset"][:, None] + state["basis"] @ maps).reshape(4, 64, 64)
+    state = dict(state, target=(target + rng.normal(0, 1e-3, target.shape)).astype(np.float32))
+    limit = _exact_size(cfg, state, packer) + 200
+    plain, levels = fit_to_budget(cfg, state, packer, limit)
+    landed = land_payload(cfg, state, packer, limit)
+    assert len(packer(landed)) <= limit
+    u, v = codec.unpack(packer(plain)), codec.unpack(packer(landed))
+    before = band_db(cfg, u.tensors, levels, state["target"], None)
+    after = band_db(cfg, v.tensors, levels, state["target"], None)
+    # The rounded maps are not the trained ones, so the refit pays (measured 0.023 dB).
+    assert after < before - 0.01
+    assert not np.array_equal(u.tensors["basis"], v.tensors["basis"])
+    for name in u.grids:
+        assert np.array_equal(u.grids[name], v.grids[name])

@@ -870,6 +870,10 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             # How they round to the levels (:func:`dead_round`): the start's dead zone when
             # the start is what the file keeps, else 0.
             "deadzone": float(model.deadzone),
+            # Landing refits the basis, offsets and steps to the levels it settles on
+            # (:func:`hsz.model.latent.refit`), on the pixels the loss scores.
+            "target": job.target,
+            "scored": None if weight is None else scored,
             "net": {
                 "w1": model.ctx1.weight.detach().cpu().numpy().astype(np.float64),
                 "b1": model.ctx1.bias.detach().cpu().numpy().astype(np.float64),
