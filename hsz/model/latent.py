@@ -18,7 +18,8 @@ stored as format 1.1 grids, coded under a small context network that the codec e
 integer arithmetic (:mod:`hsz.codec.context`), so the probabilities that decide every symbol
 are identical on every machine.  The basis and offsets are smooth along the bands, so the
 container codes them as differences there (format 1.2).  The basis starts from the cube's
-principal components.
+principal components; once the levels are final, landing refits the basis, offsets and steps
+to them by least squares (:func:`refit`).
 
 Decoding is numpy only: grids, then upsampling and one matrix product per band.  Bands at
 wavelengths between the stored ones use the basis interpolated linearly between the two
@@ -753,8 +754,9 @@ class LatentFamily(ModelFamily):
         # 0.05 bpppb (32.74 dB at 0.0463 against 33.26 dB at 0.0481).
         knots = -(-bands // 2) if bands > 256 and rate < 0.4 else 0
         # Where the basis is cheap (few bands), as many components as 2 % of the payload
-        # can describe: under context rule 1 a component the rate term leaves at zero
-        # costs almost nothing.  CAVE balloons at 0.05 bpppb (31 bands), the start before
+        # can describe: the fit drops those its start leaves (nearly) empty
+        # (:func:`hsz.model.latent_fit.worth_keeping`), so a generous count costs little.
+        # CAVE balloons at 0.05 bpppb (31 bands), the start before
         # training: 50.6 dB with 11 components, 51.5 with 20, 51.4 with 31; chart and toy
         # 41.8 / 41.8 / 41.9.  Indian Pines keeps the count above (2 % buys 4 components).
         cheap = int(0.02 * payload_bytes / (0.6 * (knots or bands)))
