@@ -580,8 +580,14 @@ def test_empty_components_are_never_worth_keeping_and_one_always_is() -> None:
             p[3 * per:4 * per] = 0.0
     keep = latent_fit.worth_keeping(model, flat, None, budget=1e9)
     assert 3 not in keep and keep == sorted(keep) and 0 in keep
-    # At a budget of one byte every component's fixed bytes outweigh it: one stays.
-    assert len(latent_fit.worth_keeping(model, flat, None, budget=1.0)) == 1
+    # At a budget of one byte every component's fixed bytes outweigh what it adds, but a
+    # busy one stays (training has yet to shape it): only the empty one goes.
+    assert latent_fit.worth_keeping(model, flat, None, budget=1.0) == [0, 1, 2, 4]
+    with torch.no_grad():
+        for p in model.latents:
+            p[:] = 0.0
+            p[0, 0, 0] = 5.0  # one latent in component 0, none elsewhere
+    assert latent_fit.worth_keeping(model, flat, None, budget=1.0) == [0]
 
 
 @pytest.mark.parametrize("knots", [0, 4])
