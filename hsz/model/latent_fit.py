@@ -564,8 +564,8 @@ def keep_in_range(model: LatentModel) -> None:
 
 
 #: The worth of a byte, as PSNR per octave of the file's size, by which
-#: :func:`worth_keeping` weighs a component's cost against what it adds.  Measured on CAVE chart and toy between 0.05,
-#: 0.1, 0.2 and 0.5 bpppb: 4.7, 4.0 and 3.5 dB per octave.
+#: :func:`worth_keeping` weighs a component's cost against what it adds.  Measured on CAVE
+#: chart and toy between 0.05, 0.1, 0.2 and 0.5 bpppb: 4.7, 4.0 and 3.5 dB per octave.
 TRIM_SLOPE = 4.0
 #: The largest share of the start's nonzero latents a component may hold and still be
 #: dropped (see :func:`worth_keeping`).
