@@ -523,6 +523,14 @@ def _trim_case() -> tuple[Any, Any]:
     return model, target.reshape(6, -1)
 
 
+def _zero_component(model: Any, j: int) -> None:
+    """Every latent of component ``j`` (its channels in every grid) set to zero."""
+    with torch.no_grad():
+        for lvl, p in enumerate(model.latents):
+            per = model.config.channels(lvl) // model.config.k
+            p[j * per:(j + 1) * per] = 0.0
+
+
 def test_component_losses_are_what_leaving_each_component_out_costs() -> None:
     """The closed form (residual, cross terms, norms) is the metric recomputed without the
     component, for every component."""
@@ -534,9 +542,7 @@ def test_component_losses_are_what_leaving_each_component_out_costs() -> None:
         base = float(latent_fit._band_db(model("round")[0], flat, None))
         for j in range(model.config.k):
             saved = [p.detach().clone() for p in model.latents]
-            for lvl, p in enumerate(model.latents):
-                per = model.config.channels(lvl) // model.config.k
-                p[j * per:(j + 1) * per] = 0.0
+            _zero_component(model, j)
             without = float(latent_fit._band_db(model("round")[0], flat, None))
             for p, s in zip(model.latents, saved, strict=True):
                 p.copy_(s)
@@ -549,13 +555,10 @@ def test_keeping_components_drops_their_columns_steps_channels_and_biases() -> N
     from hsz.model import latent_fit
 
     model, flat = _trim_case()
-    cfg = model.config
     keep = [0, 2, 3]
+    _zero_component(model, 1)
+    _zero_component(model, 4)
     with torch.no_grad():
-        for lvl, p in enumerate(model.latents):
-            per = cfg.channels(lvl) // cfg.k
-            for j in (1, 4):
-                p[j * per:(j + 1) * per] = 0.0
         whole = model("round")[0]
         scale, ratio = model.scale_bias.detach().clone(), model.ratio_bias.detach().clone()
     latent_fit.keep_components(model, keep)
@@ -574,10 +577,7 @@ def test_empty_components_are_never_worth_keeping_and_one_always_is() -> None:
     from hsz.model import latent_fit
 
     model, flat = _trim_case()
-    with torch.no_grad():
-        for lvl, p in enumerate(model.latents):
-            per = model.config.channels(lvl) // model.config.k
-            p[3 * per:4 * per] = 0.0
+    _zero_component(model, 3)
     keep = latent_fit.worth_keeping(model, flat, None, budget=1e9)
     assert 3 not in keep and keep == sorted(keep) and 0 in keep
     # At a budget of one byte every component's fixed bytes outweigh what it adds, but a

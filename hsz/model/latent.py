@@ -390,12 +390,20 @@ def _sensitivity(config: LatentConfig, tensors: dict[str, np.ndarray],
     n = config.height * config.width
     pick = np.unique(np.linspace(0, n - 1, min(4096, n)).astype(int))
 
-    def bands(ts: dict[str, np.ndarray]) -> np.ndarray:
-        m = coefficient_maps(config, levels, ts["log2_step"], ts.get("shrink")
-                             ).reshape(config.k, -1)[:, pick]
-        return ts["offset"].astype(np.float64)[:, None] + full_basis(config, ts["basis"]) @ m
+    return rate.quantization_sensitivity(
+        tensors, lambda ts: decoded_bands(config, ts, levels, pick))
 
-    return rate.quantization_sensitivity(tensors, bands)
+
+def decoded_bands(config: LatentConfig, tensors: Mapping[str, np.ndarray],
+                  levels: list[np.ndarray], pixels: np.ndarray | None = None) -> np.ndarray:
+    """(bands, n) float64: what a decoder makes of these tensors and levels at the stored
+    bands, at every pixel (flat y·W + x) or at ``pixels``."""
+    maps = coefficient_maps(config, levels, tensors["log2_step"], tensors.get("shrink")
+                            if config.shrink else None).reshape(config.k, -1)
+    if pixels is not None:
+        maps = maps[:, pixels]
+    return (np.asarray(tensors["offset"], np.float64)[:, None]
+            + full_basis(config, tensors["basis"]) @ maps)
 
 
 #: A file landing under this share of its budget is requantized at a finer step.  Not
@@ -448,9 +456,7 @@ def land_payload(config: LatentConfig, state: dict[str, Any], pack: Packer,
     if target is None:
         return payload
     scored = state.get("scored")
-    bits = dict(payload.bits) if isinstance(payload.bits, Mapping) else None
-    if bits is None:
-        return payload
+    bits = dict(payload.bits)
     kept = dequantized(payload.tensors, bits)
     tried = Payload(dict(payload.tensors, **refit(config, kept, levels, target, scored,
                                                   bits["log2_step"])), bits, payload.grids)
@@ -467,12 +473,8 @@ def band_db(config: LatentConfig, tensors: Mapping[str, np.ndarray], levels: lis
             target: np.ndarray, scored: np.ndarray | None) -> float:
     """The metric the fit trains on (mean over bands of 10·log10 MSE_b, on the scored
     pixels) for these stored tensors and levels."""
-    maps = coefficient_maps(config, levels, tensors["log2_step"], tensors.get("shrink")
-                            if config.shrink else None).reshape(config.k, -1)
     x = np.asarray(target, np.float64).reshape(config.bands, -1)
-    recon = np.asarray(tensors["offset"], np.float64)[:, None] + full_basis(
-        config, tensors["basis"]) @ maps
-    err = (recon - x) ** 2
+    err = (decoded_bands(config, tensors, levels) - x) ** 2
     if scored is not None:
         err = err[:, np.asarray(scored, bool).reshape(-1)]
     return float(np.mean(10.0 * np.log10(err.mean(1) + 1e-12)))
@@ -535,10 +537,15 @@ def refit(config: LatentConfig, tensors: Mapping[str, np.ndarray], levels: list[
     live = np.diag(gram) > 0.0
     ridge = 1e-12 * max(float(np.trace(gram)), 1.0)
 
-    def basis_for(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Least-squares offsets and rows for maps S = Σ_l gain_l,j · map_l,j."""
+    def mixing(gain: np.ndarray) -> np.ndarray:
+        """(L·k, k): component j's map is Σ_l gain_l,j · map_l,j."""
         mix = np.zeros((n_levels * k, k))
         mix[np.arange(n_levels * k), comp] = gain
+        return mix
+
+    def basis_for(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Least-squares offsets and rows for maps S = Σ_l gain_l,j · map_l,j."""
+        mix = mixing(gain)
         normal = np.empty((k + 1, k + 1))
         normal[0, 0], normal[0, 1:] = n, psum @ mix
         normal[1:, 0], normal[1:, 1:] = normal[0, 1:], mix.T @ gram @ mix
@@ -551,8 +558,7 @@ def refit(config: LatentConfig, tensors: Mapping[str, np.ndarray], levels: list[
         offset, rows = basis_for(gain)
         # Each band's squared error from the statistics, then a Gauss-Newton step of the
         # metric in the gains: weights 1/MSE_b.
-        mix = np.zeros((n_levels * k, k))
-        mix[np.arange(n_levels * k), comp] = gain
+        mix = mixing(gain)
         xs, s1, ss = xp @ mix, psum @ mix, mix.T @ gram @ mix
         sq = (xx - 2.0 * offset * xsum + n * offset**2 - 2.0 * np.einsum("bk,bk->b", xs, rows)
               + 2.0 * offset * (rows @ s1) + np.einsum("bk,kl,bl->b", rows, ss, rows))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -572,6 +572,18 @@ TRIM_SLOPE = 4.0
 TRIM_NONZEROS = 0.005
 
 
+def _component_sums(model: LatentModel, per_channel: Callable[[int, Tensor], Tensor]
+                    ) -> Tensor:
+    """(k,) float64: ``per_channel(level, latents)`` (one value per channel of a grid)
+    summed over each component's channels of every grid."""
+    cfg = model.config
+    out = torch.zeros(cfg.k, dtype=torch.float64, device=model.basis.device)
+    with torch.no_grad():
+        for lvl, p in enumerate(model.latents):
+            out += per_channel(lvl, p).double().reshape(cfg.k, -1).sum(dim=1)
+    return out
+
+
 def component_losses(model: LatentModel, target: Tensor, weight: Tensor | None) -> Tensor:
     """(k,) float64: how much the metric (mean over bands of 10·log10 MSE_b) would rise, in
     dB, were each component's decoded map left out alone (the others kept)."""
@@ -607,11 +619,7 @@ def worth_keeping(model: LatentModel, target: Tensor, weight: Tensor | None,
     """
     cfg = model.config
     losses = component_losses(model, target, weight)
-    with torch.no_grad():
-        busy = torch.zeros(cfg.k, dtype=torch.float64, device=model.basis.device)
-        for p in model.latents:
-            per = (model.level(p) != 0).sum(dim=(1, 2)).double()
-            busy += per.reshape(cfg.k, -1).sum(dim=1)
+    busy = _component_sums(model, lambda _, p: (model.level(p) != 0).sum(dim=(1, 2)))
     few = TRIM_NONZEROS * float(busy.sum())
     each = fixed_bytes(cfg) - fixed_bytes(replace(cfg, k=cfg.k - 1)) if cfg.k > 1 else 0.0
     worth = TRIM_SLOPE * math.log2(1.0 + each / max(budget, 1.0))
@@ -667,14 +675,12 @@ def _balanced(model: LatentModel) -> tuple[Tensor, Tensor]:
     bytes on CAVE chart and toy, where the basis gave back 220), so what this buys is
     precision, not bytes: the start frozen at 47.352 dB instead of 47.302.
     """
-    cfg = model.config
+    def energy(lvl: int, p: Tensor) -> Tensor:
+        v = (model.level(p) * torch.exp2(model._steps(lvl))[:, None, None]).double()
+        return (v * v).sum(dim=(1, 2))
+
+    spread = torch.sqrt(_component_sums(model, energy))
     with torch.no_grad():
-        energy = torch.zeros(cfg.k, dtype=torch.float64, device=model.basis.device)
-        for lvl, p in enumerate(model.latents):
-            v = (model.level(p) * torch.exp2(model._steps(lvl))[:, None, None]).double()
-            e = (v * v).sum(dim=(1, 2))
-            energy += e.reshape(cfg.k, -1).sum(dim=1)
-        spread = torch.sqrt(energy)
         if float(spread.max()) <= 0.0:
             return model.basis.detach().clone(), model.log2_step.detach().clone()
         scale = (spread / spread.max()).clamp(min=2.0**-20) ** BALANCE
@@ -763,9 +769,14 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
         # estimated, then measured on the initial basis coded as the file will code it.
         latent_bits = max(8.0 * (job.budget - fixed_bytes(config)), 64.0)
         model = LatentModel(target, valid, config, 0.97 * latent_bits).to(dev)
-        fixed = measured_fixed_bytes(config, _float_tensors(model, balanced=True))
-        latent_bits = max(8.0 * (job.budget - fixed), 64.0)
-        goal = 0.97 * latent_bits / n_values
+
+        def aim() -> float:
+            """Bits per value the latents aim at: the budget less the model's fixed part as
+            it will be coded."""
+            fixed = measured_fixed_bytes(model.config, _float_tensors(model, balanced=True))
+            return 0.97 * max(8.0 * (job.budget - fixed), 64.0) / n_values
+
+        goal = aim()
         if WARM_ROUNDS and ABLATION.get("context") != "none":
             model.deadzone = START_DEADZONE
             warm_start(model, goal * n_values, WARM_ROUNDS, job.seed)
@@ -774,9 +785,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
                 # The bytes of the components left out go to the others' latents.
                 keep_components(model, keep)
                 config = model.config
-                fixed = measured_fixed_bytes(config, _float_tensors(model, balanced=True))
-                latent_bits = max(8.0 * (job.budget - fixed), 64.0)
-                goal = 0.97 * latent_bits / n_values
+                goal = aim()
                 settle_step(model, goal * n_values)
         keep_in_range(model)
         flat = target.reshape(config.bands, -1)
