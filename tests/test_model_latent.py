@@ -590,6 +590,101 @@ def test_empty_components_are_never_worth_keeping_and_one_always_is() -> None:
     assert latent_fit.worth_keeping(model, flat, None, budget=1.0) == [0]
 
 
+def _rd_case() -> tuple[Any, Any, Any]:
+    """The trim case with the start's dead zone, and its per-band metric weights."""
+    from hsz.model import latent_fit
+
+    model, flat = _trim_case()
+    model.deadzone = latent_fit.START_DEADZONE
+    with torch.no_grad():
+        _, _, per_band = latent_fit._metric_weights(model, flat, None)
+    return model, flat, per_band
+
+
+def _objective(model: Any, flat: Any, price: float) -> tuple[float, float, float]:
+    from hsz.model import latent_fit
+
+    with torch.no_grad():
+        db, bits, _ = latent_fit._metric_weights(model, flat, None)
+    return float(db) + price * float(bits), float(db), float(bits)
+
+
+def test_rd_rounding_lowers_metric_plus_priced_bits_and_keeps_values_in_their_bins() -> None:
+    """At price 0 every latent takes its nearest level (distortion alone decides, dead zone
+    or not); at a moderate price the true metric plus priced bits falls, each latent takes
+    its dead-zone level, the one next nearer zero, zero or its nearest level, never across
+    zero, and each moved value is the point of its new level's bin nearest to where it
+    was."""
+    from hsz.model import latent_fit
+
+    model, flat, per_band = _rd_case()
+    v0 = [p.detach().clone() for p in model.latents]
+    latent_fit.rd_round(model, 0.0, per_band)
+    for p, v in zip(model.latents, v0, strict=True):
+        assert torch.equal(model.level(p), torch.round(v))
+
+    model, flat, per_band = _rd_case()
+    _, db0, bits0 = _objective(model, flat, 0.0)
+    price = 3e-3  # dB per bit: this noise case's 3,700 bits buy 15 dB
+    before = [p.detach().clone() for p in model.latents]
+    obj0 = db0 + price * bits0
+    moved = latent_fit.rd_round(model, price, per_band)
+    obj1, _, _ = _objective(model, flat, price)
+    assert moved > 0 and obj1 < obj0
+    edge = 0.5 + model.deadzone
+    for p, v in zip(model.latents, before, strict=True):
+        q, now = model.level(v), model.level(p)
+        change = now != q
+        assert torch.equal(p[~change], v[~change])  # untouched where the level stayed
+        allowed = (now == q) | (now == q - torch.sign(q)) | (now == 0) | (now == torch.round(v))
+        assert bool(torch.all(allowed)) and bool(torch.all(now * torch.round(v) >= 0))
+        mag = now.abs()
+        low = torch.where(mag == 0, 0.0, mag - 1.0 + edge + 1e-3)
+        nearest = torch.sign(v) * v.abs().clamp(min=low, max=mag + edge - 1e-3)
+        assert torch.allclose(p[change], nearest[change], atol=1e-6)
+    # Where bits cost more, they fall.
+    model, flat, per_band = _rd_case()
+    latent_fit.rd_round(model, 10 * price, per_band)
+    obj2, _, bits2 = _objective(model, flat, 10 * price)
+    assert bits2 < bits0 and obj2 < db0 + 10 * price * bits0
+
+
+def test_rd_settle_lands_under_its_goal_or_leaves_the_model_alone() -> None:
+    from hsz.model import latent_fit
+
+    model, flat, per_band = _rd_case()
+    with torch.no_grad():
+        goal = float(model.bits([model.level(p) for p in model.latents]))
+        steps = model.log2_step.detach().clone()
+        assert latent_fit.rd_settle(model, goal, 3e-2, per_band)
+        assert float(model.bits([model.level(p) for p in model.latents])) <= goal
+        # Finer steps buy back what the rounding saved.
+        assert float((model.log2_step - steps).mean()) < 0
+        saved = [p.detach().clone() for p in model.latents]
+        steps = model.log2_step.detach().clone()
+        assert not latent_fit.rd_settle(model, 1.0, 3e-2, per_band)  # out of reach
+        assert torch.equal(model.log2_step, steps)
+        for p, s in zip(model.latents, saved, strict=True):
+            assert torch.allclose(p, s, rtol=1e-6, atol=1e-6)
+
+
+def test_rd_polish_keeps_the_start_within_its_goal() -> None:
+    """The whole polish (price from the slope, settle, entropy model retrained, settle
+    again) ends at or under the goal, with latents moved and the decoded cube close."""
+    from hsz.model import latent_fit
+
+    model, flat, _ = _rd_case()
+    with torch.no_grad():
+        goal = float(model.bits([model.level(p) for p in model.latents]))
+        before = [model.level(p).clone() for p in model.latents]
+        db0 = float(latent_fit._band_db(model("round")[0], flat, None))
+        latent_fit.rd_polish(model, goal, flat, None, seed=0)
+        assert float(model.bits([model.level(p) for p in model.latents])) <= goal
+        assert any(not torch.equal(model.level(p), b)
+                   for p, b in zip(model.latents, before, strict=True))
+        assert abs(float(latent_fit._band_db(model("round")[0], flat, None)) - db0) < 3.0
+
+
 @pytest.mark.parametrize("knots", [0, 4])
 def test_refit_recovers_the_basis_and_steps_the_decoded_maps_were_made_with(knots: int) -> None:
     """Where the target is exactly offsets plus a basis times maps decoded at other steps,
