@@ -575,7 +575,7 @@ RD_BISECT = 7
 
 
 def _metric_weights(model: LatentModel, flat: Tensor, wflat: Tensor | None
-                    ) -> tuple[Tensor, Tensor, Tensor]:
+                    ) -> tuple[float, Tensor, Tensor]:
     """The metric (dB), the bits, and per band the metric's rise per unit of squared error
     summed over the band's pixels: 10 / ln 10 / (bands · pixels · MSE_b)."""
     recon, bits = model("round")
@@ -584,7 +584,7 @@ def _metric_weights(model: LatentModel, flat: Tensor, wflat: Tensor | None
     mse = (err.sum(1) if wflat is None else (err * wflat).sum(1)) / pixels
     db = float((10.0 * torch.log10(mse + 1e-12)).mean())
     per_band = 10.0 / math.log(10.0) / (flat.shape[0] * pixels * mse.clamp(min=1e-24))
-    return torch.tensor(db), bits, per_band
+    return db, bits, per_band
 
 
 def rd_round(model: LatentModel, price: float, per_band: Tensor) -> int:
@@ -702,7 +702,7 @@ def rd_polish(model: LatentModel, goal_bits: float, flat: Tensor, wflat: Tensor 
         spent = float(fine_bits - coarse_bits)
         if spent <= 0.0:
             return
-        price = RD_PRICE * max(float(coarse_db - fine_db), 0.0) / spent
+        price = RD_PRICE * max(coarse_db - fine_db, 0.0) / spent
     gen = torch.Generator().manual_seed(seed)
     rd_settle(model, goal_bits, price, per_band)
     for _ in range(RD_ROUNDS):
@@ -1059,6 +1059,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
                 model.deadzone = start_deadzone
                 if ABLATION.get("context") != "none":
                     rd_polish(model, goal * n_values, flat, wflat, job.seed)
+                    keep_in_range(model)  # its steps may have become finer
                 _freeze_quantized(model)
                 recon, _ = model("round")
             psnr = -float(_band_db(recon, flat, wflat))
