@@ -196,12 +196,18 @@ def ratio_bits(q: Tensor, log2_ratio: Tensor, log2_scale: Tensor) -> Tensor:
     return -torch.log2(p + _P_FLOOR)
 
 
+def _law(context: Tensor, scale_bias: Tensor, ratio_bias: Tensor) -> tuple[Tensor, Tensor]:
+    """Rule 2's (log2 ratio, log2 scale) from the context outputs and the channel biases,
+    within the ranges the codec's tables hold."""
+    return ((context[0] + ratio_bias).clamp(_LOG2_RATIO_MIN, _LOG2_RATIO_MAX),
+            (context[1] + scale_bias).clamp(_LOG2_MIN, _LOG2_MAX))
+
+
 def _level_bits(q: Tensor, context: Tensor, scale_bias: Tensor, ratio_bias: Tensor,
                 weights: Tensor | None = None) -> Tensor:
     """Bits of latents ``q`` given their context outputs (ratio, scale) and their
     channels' biases (shaped to broadcast against ``q``), each weighted when ``weights``."""
-    ls = (context[1] + scale_bias).clamp(_LOG2_MIN, _LOG2_MAX)
-    lr = (context[0] + ratio_bias).clamp(_LOG2_RATIO_MIN, _LOG2_RATIO_MAX)
+    lr, ls = _law(context, scale_bias, ratio_bias)
     bits = ratio_bits(q, lr, ls)
     return (bits if weights is None else bits * weights).sum()
 
@@ -514,13 +520,19 @@ def train_entropy(model: LatentModel, steps: int, gen: torch.Generator) -> None:
             opt.step()
 
 
-def settle_step(model: LatentModel, goal_bits: float) -> None:
-    """Move every step by one shift (scale biases the other way), the latents' values in
-    map units kept, to where the latents, rounded as the model rounds, cost the goal."""
+def _in_map_units(model: LatentModel) -> tuple[list[Tensor], tuple[Tensor, Tensor]]:
+    """The latents' values in map units and the steps and scale biases they were taken at:
+    what a step shift (:func:`_shift_steps`, :func:`_place`) starts from."""
     with torch.no_grad():
         values = [p.detach() * torch.exp2(model._steps(lvl))[:, None, None]
                   for lvl, p in enumerate(model.latents)]
-    base = (model.log2_step.detach().clone(), model.scale_bias.detach().clone())
+    return values, (model.log2_step.detach().clone(), model.scale_bias.detach().clone())
+
+
+def settle_step(model: LatentModel, goal_bits: float) -> None:
+    """Move every step by one shift (scale biases the other way), the latents' values in
+    map units kept, to where the latents, rounded as the model rounds, cost the goal."""
+    values, base = _in_map_units(model)
 
     # Bits fall as the step grows.
     def fits(delta: float) -> bool:
@@ -530,9 +542,7 @@ def settle_step(model: LatentModel, goal_bits: float) -> None:
 
     delta = least_that_fits(fits, -3.0, 3.0, 10)
     with torch.no_grad():
-        _shift_steps(model, values, base, delta)
-        for lvl, (p, v) in enumerate(zip(model.latents, values, strict=True)):
-            p.copy_(v / torch.exp2(model._steps(lvl))[:, None, None])
+        _place(model, values, base, delta)
 
 
 def _shift_steps(model: LatentModel, values: list[Tensor], base: tuple[Tensor, Tensor],
@@ -613,12 +623,9 @@ def rd_round(model: LatentModel, price: float, per_band: Tensor) -> int:
         qs = [model.level(p) for p in model.latents]
         for lvl, (p, q) in enumerate(zip(model.latents, qs, strict=True)):
             c = q.shape[0]
-            ctx = model.context(lvl, qs)
-            log2_scale = (ctx[1] + model.scale_bias[lvl, :c, None, None]).clamp(
-                _LOG2_MIN, _LOG2_MAX)
-            log2_ratio = (ctx[0] + model.ratio_bias[lvl, :c, None, None]).clamp(
-                _LOG2_RATIO_MIN, _LOG2_RATIO_MAX)
-            del ctx
+            log2_ratio, log2_scale = _law(model.context(lvl, qs),
+                                          model.scale_bias[lvl, :c, None, None],
+                                          model.ratio_bias[lvl, :c, None, None])
             comp = torch.arange(c, device=q.device) // (c // cfg.k)
             weight = (per_comp[comp] * torch.exp2(2.0 * model._steps(lvl).double())
                       )[:, None, None]
@@ -649,10 +656,8 @@ def rd_settle(model: LatentModel, goal_bits: float, price: float, per_band: Tens
     """Find the step shift at which the latents, rounded by :func:`rd_round`, cost the goal,
     and keep it; when none within :data:`RD_SHIFTS` does, leave the model as it was.
     Returns whether it moved."""
+    values, base = _in_map_units(model)
     with torch.no_grad():
-        values = [p.detach() * torch.exp2(model._steps(lvl))[:, None, None]
-                  for lvl, p in enumerate(model.latents)]
-        base = (model.log2_step.detach().clone(), model.scale_bias.detach().clone())
         kept: list[Tensor] | None = None
 
         def fits(delta: float) -> bool:
@@ -689,10 +694,8 @@ def rd_polish(model: LatentModel, goal_bits: float, flat: Tensor, wflat: Tensor 
     """
     if model.config.transform != "dwt":
         return
+    values, base = _in_map_units(model)
     with torch.no_grad():
-        values = [p.detach() * torch.exp2(model._steps(lvl))[:, None, None]
-                  for lvl, p in enumerate(model.latents)]
-        base = (model.log2_step.detach().clone(), model.scale_bias.detach().clone())
         _place(model, values, base, -0.1)
         fine_db, fine_bits, _ = _metric_weights(model, flat, wflat)
         _place(model, values, base, 0.1)
