@@ -43,6 +43,7 @@ from hsz.codec.context import (
     log2_scale_range,
 )
 from hsz.model import wavelet
+from hsz.model._malloc import keep_freed_memory
 from hsz.model.family import FitJob, Fitted, loss_mask
 from hsz.model.latent import (
     LEVEL_LIMIT,
@@ -86,6 +87,11 @@ LATENT_LR = 0.1
 CONTEXT_EVERY = 1
 #: Feature values the context network is evaluated on at once (a bound on its memory).
 CONTEXT_CHUNK = 1 << 24
+#: A model whose context features take more bytes than this recomputes them, and the rate
+#: law's intermediates, in the backward pass instead of keeping them (what bounds a large
+#: scene's memory); smaller ones keep them.  Same bytes either way; Indian Pines, ``fast``
+#: at 0.1 bpppb: the recomputation was a fifth of the encode (56 of 273 s, profiled).
+RECOMPUTE_ABOVE = 1 << 28
 #: The entropy model's warm start (:func:`warm_start`): steps of each round (after each, the
 #: step moves so that the latents cost the goal), the learning rate each round decays from,
 #: and the share of zero latents its sample keeps (every nonzero one is kept).  Measured on
@@ -327,6 +333,11 @@ class LatentModel(nn.Module):
             out = out + self.up(part)
         return out  # type: ignore[return-value]
 
+    def recompute(self) -> bool:
+        """Whether the backward pass recomputes the rate's intermediates (RECOMPUTE_ABOVE)."""
+        return torch.is_grad_enabled() and (
+            4 * inputs(DEFAULT_RULE) * self.config.latent_values() > RECOMPUTE_ABOVE)
+
     def context(self, lvl: int, seen: list[Tensor]) -> Tensor:
         """The context network's outputs for every latent of one level: (2, C, h, w).
 
@@ -339,10 +350,11 @@ class LatentModel(nn.Module):
         c, h, w = q.shape
         group = grid_group(self.config, lvl)
         outs = []
+        recompute = self.recompute()
         for lo, first, end in _channel_chunks(c, h, w, group):
             args = (q[lo:end], guide, lo, first - lo, group)
             outs.append(checkpoint(self._context_chunk, *args, use_reentrant=False)
-                        if torch.is_grad_enabled() else self._context_chunk(*args))
+                        if recompute else self._context_chunk(*args))
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
     def _context_chunk(self, q: Tensor, guide: Tensor | None, first: int, skip: int,
@@ -372,13 +384,14 @@ class LatentModel(nn.Module):
         else:
             outs = self._cache
         total = torch.zeros((), device=qs[0].device)
+        recompute = self.recompute()
         for lvl, q in enumerate(qs):
-            # Recomputed in the backward pass: the law's dozen elementwise
+            # Recomputed in the backward pass on large models: the law's dozen elementwise
             # intermediates at full resolution were a third of a fit's peak memory.
             args = (q, outs[lvl], self.scale_bias[lvl, :q.shape[0], None, None],
                     self.ratio_bias[lvl, :q.shape[0], None, None])
             total = total + (checkpoint(_level_bits, *args, use_reentrant=False)
-                             if torch.is_grad_enabled() else _level_bits(*args))
+                             if recompute else _level_bits(*args))
         return total
 
     def forward(self, mode: str, refresh: bool = True) -> tuple[Tensor, Tensor]:
@@ -929,6 +942,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
     if job.epochs is not None:  # an explicit count scales both phases
         main, final = max(1, int(job.epochs)), max(1, int(job.epochs) // 6)
     dev = resolve_device(job.device)
+    keep_freed_memory()
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(job.seed)
