@@ -217,3 +217,52 @@ def neighbours(band_coords: np.ndarray, query: np.ndarray) -> list[tuple[int, in
             t = float((x - sc[i - 1]) / (sc[i] - sc[i - 1]))
             out.append((int(order[i - 1]), int(order[i]), t))
     return out
+
+
+#: The local cubic is used where the three gaps between the four bands around a query
+#: differ by at most this factor (an evenly sampled stretch of the spectrum).
+CUBIC_REGULAR = 1.5
+
+
+def mixing(band_coords: np.ndarray, query: np.ndarray) -> list[list[tuple[int, float]]]:
+    """For each query coordinate: the encoded bands that make it and their weights.
+
+    Where the two bands on each side of the query are evenly spaced (gaps within
+    CUBIC_REGULAR× of each other), the cubic through those four (Lagrange weights); else,
+    at an end of the range, across a gap in the sampling or where bands step back, the
+    linear mix of the two neighbours (:func:`neighbours`).  An exact match and a query
+    beyond the ends take one band whole.
+
+    Why a cubic: spectra are smooth at the scale of a band's spacing, so the curve through
+    four neighbours predicts a missing band better than the chord through two.  Measured
+    with every other band held out (``examples/bench_interp.py``, ``latent`` at 0.2 bpppb
+    on the kept bands): Indian Pines 29.93 dB against 29.39 for the linear mix, CAVE
+    feathers 42.63 against 41.58; a global natural spline was worse than linear on Indian
+    Pines (27.00 dB), whose bands step back at detector joins and jump across removed
+    water bands.
+    """
+    order = np.argsort(band_coords, kind="stable")
+    sc = np.asarray(band_coords, dtype=np.float64)[order]
+    n = sc.size
+    out: list[list[tuple[int, float]]] = []
+    for x, (lo, hi, t) in zip(np.asarray(query, dtype=np.float64),
+                              neighbours(band_coords, query), strict=True):
+        if t == 0.0:
+            out.append([(lo, 1.0)])
+            continue
+        i = int(np.searchsorted(sc, x, side="left")) - 1  # sorted position of ``lo``
+        if 1 <= i and i + 2 < n:
+            pts = sc[i - 1:i + 3]
+            gaps = np.diff(pts)
+            if gaps.min() > 0.0 and gaps.max() <= CUBIC_REGULAR * gaps.min():
+                weights = []
+                for a in range(4):
+                    w = 1.0
+                    for b in range(4):
+                        if b != a:
+                            w *= (x - pts[b]) / (pts[a] - pts[b])
+                    weights.append((int(order[i - 1 + a]), w))
+                out.append(weights)
+                continue
+        out.append([(lo, 1.0 - t), (hi, t)])
+    return out

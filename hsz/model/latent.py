@@ -21,9 +21,10 @@ container codes them as differences there (format 1.2).  The basis starts from t
 principal components; once the levels are final, landing refits the basis, offsets and steps
 to them by least squares (:func:`refit`).
 
-Decoding is numpy only: grids, then upsampling and one matrix product per band.  Bands at
-wavelengths between the stored ones use the basis interpolated linearly between the two
-neighbouring bands, which is the same as interpolating the decoded neighbours.
+Decoding is numpy only: grids, then upsampling and one matrix product per band.  Asked for
+a coordinate between the stored bands, :func:`render_bands` mixes the two neighbouring
+basis rows linearly; ``hsz decode --wavelengths`` instead asks for the stored bands around
+each wavelength and mixes them by the container's rule (:func:`hsz.spectral.mixing`).
 """
 
 from __future__ import annotations
