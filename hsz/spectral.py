@@ -261,7 +261,7 @@ def mixing(band_coords: np.ndarray, query: np.ndarray) -> list[list[tuple[int, f
                     for b in range(4):
                         if b != a:
                             w *= (x - pts[b]) / (pts[a] - pts[b])
-                    weights.append((int(order[i - 1 + a]), w))
+                    weights.append((int(order[i - 1 + a]), float(w)))
                 out.append(weights)
                 continue
         out.append([(lo, 1.0 - t), (hi, t)])
