@@ -312,6 +312,11 @@ def test_plans_grow_with_the_rate_and_refuse_what_cannot_fit() -> None:
     large = FAMILY.plan((200, 145, 145), 260_000)
     assert small is not None and large is not None and large.k > small.k
     assert FAMILY.plan((580, 31, 43), 20_000).knots == 290  # many bands: basis at knots
+    # ... while the full basis would take over KNOTS_SHARE of the payload (0.5 bpppb), not
+    # once it is cheap enough (0.7 bpppb); never for 200 bands.
+    assert FAMILY.plan((580, 31, 43), 46_000).knots == 290
+    assert FAMILY.plan((580, 31, 43), 65_000).knots == 0
+    assert FAMILY.plan((200, 145, 145), 26_000).knots == 0
     assert FAMILY.plan((200, 145, 145), 300) is None
 
 

@@ -150,6 +150,9 @@ class LatentConfig:
 
 #: The largest share of the payload the plan lets the basis, steps and network take.
 FIXED_SHARE = 0.35
+#: Above this share of the payload for the full basis, a scene of many bands stores its
+#: basis at half as many knots (see :meth:`LatentFamily.plan`).
+KNOTS_SHARE = 0.28
 
 
 def level_name(level: int) -> str:
@@ -755,11 +758,17 @@ class LatentFamily(ModelFamily):
         # at 36.2 dB and Jasper Ridge at 48.2 dB, below what higher rates should reach.
         rate = 8.0 * payload_bytes / (bands * h * w)
         most = int(min(48, max(8, round(16 * math.sqrt(max(rate, 1e-9) / 0.1)))))
-        # Half as many knots as bands for scenes with very many bands at low and middle
-        # rates, where the basis is a large share of the file.  Not below 256 bands: on
-        # Indian Pines (200) a basis at 50 knots measured 0.5 dB below the full one at
-        # 0.05 bpppb (32.74 dB at 0.0463 against 33.26 dB at 0.0481).
-        knots = -(-bands // 2) if bands > 256 and rate < 0.4 else 0
+        # Half as many knots as bands for scenes with very many bands where the full basis
+        # would be a large share of the payload.  Not below 256 bands: on Indian Pines
+        # (200) a basis at 50 knots measured 0.5 dB below the full one at 0.05 bpppb
+        # (32.74 dB at 0.0463 against 33.26 dB at 0.0481).  The corn kernels (580 bands,
+        # fast), full basis against knots: at 0.5 bpppb the full basis is 31 % of the
+        # payload, 42.1 dB against 55.9; at 0.7 26 %, 83.0 dB against 54.0; at 1.0 20 %,
+        # 74.5 dB against 52.1.
+        full = LatentConfig(bands, h, w, k=min(most, bands), levels=default_levels(h, w),
+                            transform=DEFAULT_TRANSFORM, shrink=True)
+        knots = -(-bands // 2) if bands > 256 and \
+            fixed_bytes(full) > KNOTS_SHARE * payload_bytes else 0
         # Where the basis is cheap (few bands), as many components as 2 % of the payload
         # can describe: the fit drops those its start leaves (nearly) empty
         # (:func:`hsz.model.latent_fit.worth_keeping`), so a generous count costs little.
