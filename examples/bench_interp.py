@@ -48,7 +48,7 @@ from hsz.cube import Cube  # noqa: E402
 from hsz.model.arch import HinerConfig  # noqa: E402
 from hsz.model.hiner_family import split_tensors  # noqa: E402
 from hsz.model.render import render_all  # noqa: E402
-from hsz.spectral import band_coordinates, mixing  # noqa: E402
+from hsz.spectral import band_coordinates, mixing, neighbours  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 #: Fourier depths the MLP's wavelength encoding may use (0: the coordinate alone).
@@ -66,16 +66,11 @@ def load_scene(data: Path, name: str) -> Cube:
 
 
 def linear_between(kept: np.ndarray, kept_wl: np.ndarray, query_wl: np.ndarray) -> np.ndarray:
-    """Per-pixel linear interpolation in wavelength between the nearest kept bands."""
-    order = np.argsort(kept_wl, kind="stable")
-    wl = kept_wl[order]
-    stack = kept[order].astype(np.float64)
+    """Per-pixel linear mix of the two kept bands around each query wavelength."""
     out = np.empty((query_wl.size,) + kept.shape[1:], dtype=np.float64)
-    for j, w in enumerate(query_wl):
-        i = int(np.clip(np.searchsorted(wl, w), 1, wl.size - 1))
-        t = (w - wl[i - 1]) / (wl[i] - wl[i - 1]) if wl[i] != wl[i - 1] else 0.0
-        t = float(np.clip(t, 0.0, 1.0))
-        out[j] = (1 - t) * stack[i - 1] + t * stack[i]
+    for j, (lo, hi, t) in enumerate(neighbours(kept_wl.astype(np.float64),
+                                               query_wl.astype(np.float64))):
+        out[j] = (1 - t) * kept[lo].astype(np.float64) + t * kept[hi].astype(np.float64)
     return out
 
 
@@ -160,7 +155,7 @@ def fit_mlp(coord: np.ndarray, rows: np.ndarray, gram: np.ndarray, peak: np.ndar
     return predict
 
 
-def mlp_rows(opened, kept_cube: Cube, held_wl: np.ndarray, held_peak: np.ndarray):
+def mlp_rows(opened, kept_cube: Cube, held_wl: np.ndarray):
     """The latent file's spectral rows in source units, the MLP's at held-out and kept
     wavelengths, the maps they multiply and the Fourier depth validation chose."""
     from hsz.model import latent
@@ -180,8 +175,8 @@ def mlp_rows(opened, kept_cube: Cube, held_wl: np.ndarray, held_peak: np.ndarray
     wl = kept_cube.wavelengths.astype(np.float64)
     lo, hi = wl.min(), wl.max()
     coord = (wl - lo) / (hi - lo)
-    truth_peak = np.ptp(kept_cube.data.reshape(kept_cube.bands, -1).astype(np.float64), 1)
-    peak = np.maximum(truth_peak, 1e-12)
+    peak = np.maximum(np.ptp(kept_cube.data.reshape(kept_cube.bands, -1).astype(np.float64),
+                             1), 1e-12)
     fit_idx, val_idx = np.arange(0, wl.size, 2), np.arange(1, wl.size - 1, 2)
     scores = {}
     for depth in PE_DEPTHS:
@@ -267,8 +262,7 @@ def main() -> None:
                            band_coordinates(kept_cube.wavelengths, kept_cube.bands), query)
         record("embedding", bands * scale.span[:, None, None] + scale.low[:, None, None])
     elif args.model == "latent":
-        peak = np.ptp(truth.reshape(held.size, -1), 1)
-        at_held, at_kept, depth, scores = mlp_rows(opened, kept_cube, held_wl, peak)
+        at_held, at_kept, depth, scores = mlp_rows(opened, kept_cube, held_wl)
         record("basis-mlp", at_held)
         record("basis-mlp (kept)", at_kept, kept_cube.data.astype(np.float64))
         note = (f"basis-mlp: Fourier depth {depth} chosen by validation "

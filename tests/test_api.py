@@ -79,8 +79,8 @@ def test_new_wavelengths_are_the_rule_applied_to_the_decoded_bands(
     units, before rounding."""
     w = real.wavelengths
     query = np.array([(w[10] + w[11]) / 2, w[5] + 0.3 * (w[6] - w[5])])
-    mixes = spectral.mixing(api.open_file(encoded.data).band_coords,
-                            api.query_coordinates(api.open_file(encoded.data).meta, query))
+    opened = api.open_file(encoded.data)
+    mixes = spectral.mixing(opened.band_coords, api.query_coordinates(opened.meta, query))
     # Even around band 10; around band 5 the 29 nm step at a spectrometer join (beside
     # 49 nm ones) is not, so that query is the linear mix of its two neighbours.
     assert [len(m) for m in mixes] == [4, 2]
