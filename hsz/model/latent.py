@@ -697,9 +697,15 @@ def fit_to_budget(config: LatentConfig, state: dict[str, Any], pack: Packer,
     def dead(share: float) -> Payload:
         return coded(dead_levels(share), 0.0)
 
-    if order.size and len(pack(dead(1.0))) <= limit:
-        t = least_that_fits(lambda t: len(pack(dead(t))) <= limit, 0.0, 1.0, 12)
-        return dead(t), dead_levels(t)
+    tried: dict[float, Payload] = {}
+
+    def dead_size(share: float) -> int:
+        tried[share] = dead(share)
+        return len(pack(tried[share]))
+
+    if order.size and dead_size(1.0) <= limit:
+        t = least_that_fits_size(dead_size, limit, 0.0, 1.0, size, len(pack(tried[1.0])), 12)
+        return tried[t], dead_levels(t)
     lo, hi = 0.0, 0.125
     while len(pack(coarser(hi))) > limit:
         lo, hi = hi, hi * 2
@@ -707,6 +713,43 @@ def fit_to_budget(config: LatentConfig, state: dict[str, Any], pack: Packer,
             raise RateError(f"the latent model cannot be coded in {limit} bytes")
     u = least_that_fits(lambda v: len(pack(coarser(v))) <= limit, lo, hi, 8)
     return with_bits(coarser(u)), coarser_levels(u)
+
+
+#: Landing's search for a dead zone stops once the file is within this share of its limit.
+LAND_CLOSE = 0.998
+
+
+def least_that_fits_size(size: Callable[[float], int], limit: int, lo: float, hi: float,
+                         size_lo: int, size_hi: int, steps: int) -> float:
+    """The smallest x in (lo, hi] whose ``size`` fits ``limit``, to (hi − lo)·2^−steps or
+    until a fitting size is within LAND_CLOSE of the limit, given ``size_lo`` = size(lo) >
+    limit ≥ ``size_hi`` = size(hi), sizes falling as x grows.
+
+    Regula falsi with the Illinois rule rather than bisection: a file's size falls nearly
+    linearly in the share of latents a dead zone drops, so an interpolated guess lands close
+    in a few codings where bisection spent twelve, and every guess codes every grid (12 of
+    the quick start's 16 packings, 6.8 of its 8.9 s of landing).
+    """
+    width = (hi - lo) * 2.0**-steps
+    over, under = float(size_lo - limit), float(size_hi - limit)
+    kept = 0  # +1: lo was kept last time, -1: hi was
+    for _ in range(2 * steps):
+        if hi - lo <= width or size_hi >= LAND_CLOSE * limit:
+            break
+        x = hi - under * (hi - lo) / (under - over)
+        x = min(max(x, lo + 0.5 * width), hi - 0.5 * width)
+        got = size(x)
+        if got <= limit:
+            hi, size_hi, under = x, got, float(got - limit)
+            if kept == 1:
+                over *= 0.5
+            kept = 1
+        else:
+            lo, over = x, float(got - limit)
+            if kept == -1:
+                under *= 0.5
+            kept = -1
+    return hi
 
 
 def least_that_fits(fits: Callable[[float], bool], lo: float, hi: float, steps: int) -> float:

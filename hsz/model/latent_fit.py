@@ -132,10 +132,12 @@ def features(q: Tensor, guide: Tensor | None, first: int = 0, group: int = 1) ->
     matrix product over all positions (a position-major stack was half of a 512×512
     training step).  ``q`` may be channels ``first, first + 1, ...`` of a grid; its first
     ``group`` channels then lack what lies before them (callers pass ``group`` channels
-    more and drop them).
+    more and drop them).  Only what no neighbour fills is zeroed, and a guide of half or
+    the same size is read by slicing rather than gathering: training builds these at every
+    step.
     """
     c, h, w = q.shape
-    f = q.new_zeros((inputs(DEFAULT_RULE), c, h, w))
+    f = q.new_empty((inputs(DEFAULT_RULE), c, h, w))
     p = F.pad(q, (1, 1, 1, 1))
     n4 = [(-1, 0), (1, 0), (0, -1), (0, 1)]
     for j, (dy, dx) in enumerate(n4):
@@ -143,18 +145,33 @@ def features(q: Tensor, guide: Tensor | None, first: int = 0, group: int = 1) ->
     # Same-channel neighbours are known only to the odd (second) pass.
     f[:4, :, 0::2, 0::2] = 0
     f[:4, :, 1::2, 1::2] = 0
+    f[4:9, :1] = 0
     if c > 1:
         f[4, 1:] = q[:-1]
         for j, (dy, dx) in enumerate(n4):
             f[5 + j, 1:] = p[:-1, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-    if guide is not None:
+    if guide is None:
+        f[9:BASE_FEATURES] = 0
+    else:
         gc, gh, gw = guide.shape
-        iy = (torch.arange(h, device=q.device) * gh) // h
-        ix = (torch.arange(w, device=q.device) * gw) // w
-        g = guide[torch.clamp(torch.arange(first, first + c, device=q.device), max=gc - 1)]
+        g = guide if first == 0 and c == gc else \
+            guide[torch.clamp(torch.arange(first, first + c, device=q.device), max=gc - 1)]
         gp = F.pad(g, (1, 1, 1, 1))
-        for j, (dy, dx) in enumerate([(0, 0)] + n4):
-            f[9 + j] = gp[:, (iy + 1 + dy)[:, None], (ix + 1 + dx)[None, :]]
+        if (gh, gw) == (h, w):
+            for j, (dy, dx) in enumerate([(0, 0)] + n4):
+                f[9 + j] = gp[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        elif (2 * gh, 2 * gw) == (h, w):
+            # Row y reads guide row y // 2: the padded guide doubled, then sliced.
+            up = gp[:, :, None, :, None].expand(c, gh + 2, 2, gw + 2, 2).reshape(
+                c, h + 4, w + 4)
+            for j, (dy, dx) in enumerate([(0, 0)] + n4):
+                f[9 + j] = up[:, 2 + 2 * dy : 2 + 2 * dy + h, 2 + 2 * dx : 2 + 2 * dx + w]
+        else:
+            iy = (torch.arange(h, device=q.device) * gh) // h
+            ix = (torch.arange(w, device=q.device) * gw) // w
+            for j, (dy, dx) in enumerate([(0, 0)] + n4):
+                f[9 + j] = gp[:, (iy + 1 + dy)[:, None], (ix + 1 + dx)[None, :]]
+    f[BASE_FEATURES:RATIO_FEATURES, :group] = 0
     if c > group:
         for j, (dy, dx) in enumerate([(0, 0)] + n4):
             f[BASE_FEATURES + j, group:] = p[:-group, 1 + dy : 1 + dy + h,
@@ -306,6 +323,7 @@ class LatentModel(nn.Module):
         self.ratio_bias = nn.Parameter(torch.log2(ratio.clamp(min=1e-12)).clamp(
             _LOG2_RATIO_MIN, _LOG2_RATIO_MAX).float())
         self._cache: list[Tensor] | None = None
+        self._rows: tuple[tuple[Any, ...], Tensor] | None = None
         #: The rounding's dead zone (:func:`dead_round`): the start's, or 0 in training.
         self.deadzone = 0.0
 
@@ -383,8 +401,16 @@ class LatentModel(nn.Module):
             self._cache = [o.detach() for o in outs]
         else:
             outs = self._cache
-        total = torch.zeros((), device=qs[0].device)
         recompute = self.recompute()
+        if not recompute:
+            # All grids in one call of the law: its few dozen elementwise operations per
+            # grid cost more than their arithmetic on small models.
+            q = torch.cat([q.reshape(-1) for q in qs])
+            out = torch.cat([o.reshape(2, -1) for o in outs], 1)
+            rows = self._bias_rows(qs)
+            return _level_bits(q, out, self.scale_bias.reshape(-1)[rows],
+                               self.ratio_bias.reshape(-1)[rows])
+        total = torch.zeros((), device=qs[0].device)
         for lvl, q in enumerate(qs):
             # Recomputed in the backward pass on large models: the law's dozen elementwise
             # intermediates at full resolution were a third of a fit's peak memory.
@@ -393,6 +419,18 @@ class LatentModel(nn.Module):
             total = total + (checkpoint(_level_bits, *args, use_reentrant=False)
                              if recompute else _level_bits(*args))
         return total
+
+    def _bias_rows(self, qs: list[Tensor]) -> Tensor:
+        """Each latent's row in the flattened (grid, channel) bias tables, grids in order."""
+        width = self.scale_bias.shape[1]
+        shapes = (width, *(tuple(q.shape) for q in qs))
+        if self._rows is None or self._rows[0] != shapes:
+            rows = torch.cat([lvl * width + torch.arange(c, device=q.device)
+                              .repeat_interleave(h * w)
+                              for lvl, (q, (c, h, w)) in enumerate(zip(qs, shapes[1:],
+                                                                        strict=True))])
+            self._rows = (shapes, rows)
+        return self._rows[1]
 
     def forward(self, mode: str, refresh: bool = True) -> tuple[Tensor, Tensor]:
         rounded = [p + (self.level(p) - p).detach() for p in self.latents]  # straight-through
