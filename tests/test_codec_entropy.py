@@ -118,3 +118,18 @@ def test_codec_modules_import_one_another_without_a_circle() -> None:
         graph[name] = deps
     assert graph["quantize"] == {"entropy"}  # the walk does see imports
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on a circle
+
+
+def test_remembered_codings_are_the_codings_of_exactly_those_levels() -> None:
+    """Landing packs the same tensors many times; the memo must give each input its own
+    coding: a repeat is the same bytes, a one-level change or another depth is coded anew."""
+    rng = np.random.default_rng(5)
+    q = rng.integers(0, 200, 500)
+    first = entropy.encode_values(q, 8, rows=50)
+    assert entropy.encode_values(q.copy(), 8, rows=50) == first
+    moved = q.copy()
+    moved[123] += 1
+    for args in ((moved, 8, 50), (q, 9, 50), (q, 8, None)):
+        method, data = entropy.encode_values(*args)
+        out = entropy.decode_values(method, Cursor(data, 0, "t"), q.size, args[1], args[2])
+        assert np.array_equal(out, np.asarray(args[0], np.int64))

@@ -49,6 +49,7 @@ from hsz.model.latent import (
     LEVEL_LIMIT,
     TENSOR_BITS,
     LatentConfig,
+    Schedule,
     fixed_bytes,
     grid_group,
     knot_matrix,
@@ -82,9 +83,6 @@ MIXED_FROM_PIXELS = 1 << 17
 
 #: Learning rate of the latents (in units of their step).
 LATENT_LR = 0.1
-#: The noisy phase runs the context network on every CONTEXT_EVERY-th step and reuses its
-#: outputs in between; the rounded phase runs it every step.
-CONTEXT_EVERY = 1
 #: Feature values the context network is evaluated on at once (a bound on its memory).
 CONTEXT_CHUNK = 1 << 24
 #: A model whose context features take more bytes than this recomputes them, and the rate
@@ -977,10 +975,10 @@ def _mse_db(recon: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
     return 10.0 * torch.log10(mse + 1e-12)
 
 
-def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
+def fit(job: FitJob, schedule: Schedule) -> Fitted:
     """Train the latents, steps, basis and context network; return what landing needs."""
     config: LatentConfig = job.config
-    main, final = schedule
+    main, final, every = schedule.main, schedule.final, schedule.context_every
     if job.epochs is not None:  # an explicit count scales both phases
         main, final = max(1, int(job.epochs)), max(1, int(job.epochs) // 6)
     dev = resolve_device(job.device)
@@ -1065,7 +1063,7 @@ def fit(job: FitJob, schedule: tuple[int, int]) -> Fitted:
             f = lr_factor(it, main, floor=0.02) if noisy else 0.01
             for g, lr in zip(opt.param_groups, base, strict=True):
                 g["lr"] = lr * f
-            refresh = not noisy or it % CONTEXT_EVERY == 0
+            refresh = not noisy or it % every == 0
             recon, bits = model("noise" if noisy else "round", refresh)
             dist = (_mse_db if ABLATION.get("loss") == "mse" else _band_db)(recon, flat, wflat)
             r = bits / n_values
