@@ -314,8 +314,10 @@ def undelta_rows(r: np.ndarray, bits: int, rows: int) -> np.ndarray:
     return (np.cumsum(r2, axis=0) % m).reshape(-1)
 
 
-#: Codings :func:`encode_values` remembers, by their exact input.
+#: Codings :func:`encode_values` remembers, by their exact input, and the most values an
+#: input it remembers may hold (a bound on the memo's memory: 64 x 1 MB of keys).
 CODED_MEMO = 64
+CODED_MEMO_VALUES = 1 << 17
 _coded: OrderedDict[tuple[bytes, int, int | None], tuple[int, bytes]] = OrderedDict()
 _coded_lock = threading.Lock()
 
@@ -333,6 +335,8 @@ def encode_values(q: np.ndarray, bits: int, rows: int | None = None) -> tuple[in
     a pack (1.9 of 2.9 s over the quick start's 16 packings).
     """
     flat = np.asarray(q).reshape(-1).astype(np.int64)
+    if flat.size > CODED_MEMO_VALUES:
+        return _encode_values(flat, bits, rows)
     key = (flat.tobytes(), bits, rows)
     with _coded_lock:
         hit = _coded.get(key)

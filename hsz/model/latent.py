@@ -703,8 +703,8 @@ def fit_to_budget(config: LatentConfig, state: dict[str, Any], pack: Packer,
         tried[share] = dead(share)
         return len(pack(tried[share]))
 
-    if order.size and dead_size(1.0) <= limit:
-        t = least_that_fits_size(dead_size, limit, 0.0, 1.0, size, len(pack(tried[1.0])), 12)
+    if order.size and (emptied := dead_size(1.0)) <= limit:
+        t = least_that_fits_size(dead_size, limit, 0.0, 1.0, size, emptied, 12)
         return tried[t], dead_levels(t)
     lo, hi = 0.0, 0.125
     while len(pack(coarser(hi))) > limit:
