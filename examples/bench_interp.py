@@ -65,13 +65,19 @@ def load_scene(data: Path, name: str) -> Cube:
     raise SystemExit(f"unknown scene {name!r}")
 
 
+def mixed(kept: np.ndarray, mixes: list[list[tuple[int, float]]]) -> np.ndarray:
+    """Each query as its weighted sum of kept bands (the form :func:`mixing` returns)."""
+    out = np.zeros((len(mixes),) + kept.shape[1:], dtype=np.float64)
+    for j, mix in enumerate(mixes):
+        for band, weight in mix:
+            out[j] += weight * kept[band].astype(np.float64)
+    return out
+
+
 def linear_between(kept: np.ndarray, kept_wl: np.ndarray, query_wl: np.ndarray) -> np.ndarray:
     """Per-pixel linear mix of the two kept bands around each query wavelength."""
-    out = np.empty((query_wl.size,) + kept.shape[1:], dtype=np.float64)
-    for j, (lo, hi, t) in enumerate(neighbours(kept_wl.astype(np.float64),
-                                               query_wl.astype(np.float64))):
-        out[j] = (1 - t) * kept[lo].astype(np.float64) + t * kept[hi].astype(np.float64)
-    return out
+    pairs = neighbours(kept_wl.astype(np.float64), query_wl.astype(np.float64))
+    return mixed(kept, [[(lo, 1 - t), (hi, t)] for lo, hi, t in pairs])
 
 
 def spline_weights(x: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -99,11 +105,7 @@ def spline_weights(x: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 def rule_between(kept: np.ndarray, kept_wl: np.ndarray, query_wl: np.ndarray) -> np.ndarray:
     """What hsz's rule (:func:`hsz.spectral.mixing`) makes of the given kept bands."""
-    out = np.zeros((query_wl.size,) + kept.shape[1:], dtype=np.float64)
-    for j, mix in enumerate(mixing(kept_wl.astype(np.float64), query_wl.astype(np.float64))):
-        for band, weight in mix:
-            out[j] += weight * kept[band].astype(np.float64)
-    return out
+    return mixed(kept, mixing(kept_wl.astype(np.float64), query_wl.astype(np.float64)))
 
 
 def spline_between(kept: np.ndarray, kept_wl: np.ndarray, query_wl: np.ndarray) -> np.ndarray:

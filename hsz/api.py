@@ -493,7 +493,7 @@ def _resample(
     out = np.empty((query.size, rows, cols), dtype=out_dtype)
     for k, mix in enumerate(mixes):
         first, weight = mix[0]
-        value = decoded[where[first]] if len(mix) == 1 else weight * decoded[where[first]]
+        value = weight * decoded[where[first]]  # a single band's weight is 1.0: exact
         for band, weight in mix[1:]:
             value = value + weight * decoded[where[band]]
         out[k] = denormalize_band(value, 0.0, 1.0, out_dtype)

@@ -403,11 +403,9 @@ class LatentModel(nn.Module):
         if not recompute:
             # All grids in one call of the law: its few dozen elementwise operations per
             # grid cost more than their arithmetic on small models.
-            q = torch.cat([q.reshape(-1) for q in qs])
-            out = torch.cat([o.reshape(2, -1) for o in outs], 1)
-            rows = self._bias_rows(qs)
-            return _level_bits(q, out, self.scale_bias.reshape(-1)[rows],
-                               self.ratio_bias.reshape(-1)[rows])
+            return self.pooled_bits(torch.cat([q.reshape(-1) for q in qs]),
+                                    torch.cat([o.reshape(2, -1) for o in outs], 1),
+                                    self._bias_rows(qs))
         total = torch.zeros((), device=qs[0].device)
         for lvl, q in enumerate(qs):
             # Recomputed in the backward pass on large models: the law's dozen elementwise
@@ -417,6 +415,13 @@ class LatentModel(nn.Module):
             total = total + (checkpoint(_level_bits, *args, use_reentrant=False)
                              if recompute else _level_bits(*args))
         return total
+
+    def pooled_bits(self, values: Tensor, context: Tensor, rows: Tensor,
+                    weights: Tensor | None = None) -> Tensor:
+        """Bits of latents pooled from several grids, each with its context outputs and its
+        row in the flattened (grid, channel) bias tables (:meth:`_bias_rows`)."""
+        return _level_bits(values, context, self.scale_bias.reshape(-1)[rows],
+                           self.ratio_bias.reshape(-1)[rows], weights)
 
     def _bias_rows(self, qs: list[Tensor]) -> Tensor:
         """Each latent's row in the flattened (grid, channel) bias tables, grids in order."""
@@ -519,6 +524,8 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
             a, b = first * h * w, end * h * w
             mine = idx[(idx >= a) & (idx < b)] - a
             parts.append(f.reshape(f.shape[0], -1)[:, mine])
+        # Rows as :meth:`LatentModel._bias_rows` numbers them, for the drawn latents only
+        # (the full table of a 512x512 scene would be tens of MB).
         out.append(_Sample(torch.cat(parts, 1), flat[idx], lvl * width + idx // (h * w),
                            weights))
     return _Sample(*(torch.cat([getattr(smp, name) for smp in out], -1)
@@ -528,9 +535,8 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
 def _sample_bits(model: LatentModel, sample: _Sample) -> Tensor:
     """The estimated bits of every grid from the sample, as :meth:`LatentModel.bits`
     counts them."""
-    return _level_bits(sample.values, model.network(sample.features),
-                       model.scale_bias.reshape(-1)[sample.rows],
-                       model.ratio_bias.reshape(-1)[sample.rows], sample.weights)
+    return model.pooled_bits(sample.values, model.network(sample.features), sample.rows,
+                             sample.weights)
 
 
 def warm_start(model: LatentModel, goal_bits: float, rounds: tuple[int, ...] = WARM_ROUNDS,
