@@ -531,6 +531,25 @@ def test_recomputing_the_rate_in_backward_gives_the_same_loss_and_gradients(
             assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
+def test_bias_tables_spread_over_the_latents_as_their_rows_gather_them() -> None:
+    """The law reads each latent's (grid, channel) biases by broadcasting the tables; that
+    must be the gather by row it replaced, values and gradients."""
+    from hsz.model import latent_fit
+
+    qs = [torch.zeros(6, 5, 4), torch.zeros(2, 3, 3), torch.zeros(6, 2, 2)]
+    table = torch.randn(3, 6, requires_grad=True)
+    rows = torch.cat([lvl * 6 + torch.arange(q.shape[0]).repeat_interleave(q[0].numel())
+                      for lvl, q in enumerate(qs)])
+    weights = torch.randn(rows.numel())
+    spread = latent_fit.LatentModel._per_latent(table, qs)
+    (got,) = torch.autograd.grad((spread * weights).sum(), table)
+    gathered = table.reshape(-1)[rows]
+    (want,) = torch.autograd.grad((gathered * weights).sum(), table)
+    assert torch.equal(spread, gathered)
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-6)
+    assert float(got[1, 2:].abs().sum()) == 0.0  # rows no latent of grid 1 reads
+
+
 def test_a_fit_never_ends_worse_than_its_start(crop: Cube, monkeypatch: Any) -> None:
     """Training that wrecks the latents (here a learning rate 400 times the codec's) gives
     the start back instead: the start is already a file at the goal rate."""

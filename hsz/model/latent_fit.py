@@ -102,6 +102,13 @@ WARM_LR = 0.05
 WARM_ZEROS = 1.0 / 16.0
 #: Grids of at most this many latents enter the warm start's sample whole.
 WARM_WHOLE = 1 << 16
+#: About the most latents of large grids the warm start's sample draws (their nonzeros and
+#: zeros thinned alike).  Indian Pines at 0.5 bpppb drew about 500,000 a round (the four
+#: rounds 39 s of a 202 s encode); at 2^17 they took 23 s and the fit gave 39.671 dB
+#: against 39.675.  CAVE chart and toy at 0.05 bpppb (whose file is the start), fit dB for
+#: seeds 0 / 1 / 2: all drawn 43.546 / 43.506 / 43.558, 2^17 43.447 / 43.542 / 43.463,
+#: 2^18 (kept) 43.514 / 43.529 for seeds 1 and 2.
+WARM_CAP = float(1 << 18)
 
 
 #: The dead zone of the start's rounding (:func:`dead_round`).  Measured on CAVE chart and
@@ -321,7 +328,6 @@ class LatentModel(nn.Module):
         self.ratio_bias = nn.Parameter(torch.log2(ratio.clamp(min=1e-12)).clamp(
             _LOG2_RATIO_MIN, _LOG2_RATIO_MAX).float())
         self._cache: list[Tensor] | None = None
-        self._rows: tuple[tuple[Any, ...], Tensor] | None = None
         #: The rounding's dead zone (:func:`dead_round`): the start's, or 0 in training.
         self.deadzone = 0.0
 
@@ -393,19 +399,23 @@ class LatentModel(nn.Module):
         network's outputs from the last refresh are reused (the per-grid scale biases still
         train): the network is most of a step's cost, and rounded latents move slowly.
         """
+        # All grids in one call of the law on small models: its few dozen elementwise
+        # operations per grid cost more than their arithmetic there.  Decided by size
+        # alone, so that outputs cached under one grad mode serve the other.
+        pooled = 4 * inputs(DEFAULT_RULE) * self.config.latent_values() <= RECOMPUTE_ABOVE
         if refresh or self._cache is None:
             seen = [q.detach() for q in (qs if seen is None else seen)]
             outs = [self.context(lvl, seen) for lvl in range(len(qs))]
+            if pooled:
+                outs = [torch.cat([o.reshape(2, -1) for o in outs], 1)]
             self._cache = [o.detach() for o in outs]
         else:
             outs = self._cache
+        if pooled:
+            return _level_bits(torch.cat([q.reshape(-1) for q in qs]), outs[0],
+                               self._per_latent(self.scale_bias, qs),
+                               self._per_latent(self.ratio_bias, qs))
         recompute = self.recompute()
-        if not recompute:
-            # All grids in one call of the law: its few dozen elementwise operations per
-            # grid cost more than their arithmetic on small models.
-            return self.pooled_bits(torch.cat([q.reshape(-1) for q in qs]),
-                                    torch.cat([o.reshape(2, -1) for o in outs], 1),
-                                    self._bias_rows(qs))
         total = torch.zeros((), device=qs[0].device)
         for lvl, q in enumerate(qs):
             # Recomputed in the backward pass on large models: the law's dozen elementwise
@@ -418,25 +428,26 @@ class LatentModel(nn.Module):
 
     def pooled_bits(self, values: Tensor, context: Tensor, rows: Tensor,
                     weights: Tensor | None = None) -> Tensor:
-        """Bits of latents pooled from several grids, each with its context outputs and its
-        row in the flattened (grid, channel) bias tables (:meth:`_bias_rows`)."""
+        """Bits of latents drawn from several grids, each with its context outputs and its
+        row in the flattened (grid, channel) bias tables."""
         return _level_bits(values, context, self.scale_bias.reshape(-1)[rows],
                            self.ratio_bias.reshape(-1)[rows], weights)
 
-    def _bias_rows(self, qs: list[Tensor]) -> Tensor:
-        """Each latent's row in the flattened (grid, channel) bias tables, grids in order."""
-        width = self.scale_bias.shape[1]
-        shapes = (width, *(tuple(q.shape) for q in qs))
-        if self._rows is None or self._rows[0] != shapes:
-            rows = torch.cat([lvl * width + torch.arange(c, device=q.device)
-                              .repeat_interleave(h * w)
-                              for lvl, (q, (c, h, w)) in enumerate(zip(qs, shapes[1:],
-                                                                        strict=True))])
-            self._rows = (shapes, rows)
-        return self._rows[1]
+    @staticmethod
+    def _per_latent(table: Tensor, qs: list[Tensor]) -> Tensor:
+        """A (grid, channel) bias table spread over every latent of ``qs``, grids in order.
+
+        Broadcast rather than gathered: a gather's backward accumulates into the table one
+        index at a time (10 of 108 ms of an Indian Pines step at 0.5 bpppb, 1 M latents),
+        where a broadcast's is a sum over each channel.
+        """
+        return torch.cat([table[lvl, :c, None].expand(c, h * w).reshape(-1)
+                          for lvl, (c, h, w) in enumerate(q.shape for q in qs)])
 
     def forward(self, mode: str, refresh: bool = True) -> tuple[Tensor, Tensor]:
-        rounded = [p + (self.level(p) - p).detach() for p in self.latents]  # straight-through
+        def rounded() -> list[Tensor]:  # straight-through
+            return [p + (self.level(p) - p).detach() for p in self.latents]
+
         if mode == "noise":
             noisy = [p + (torch.rand_like(p) - 0.5) for p in self.latents]
             # Mixed quantization: the rate sees noise (a smooth stand-in whose gradient
@@ -444,14 +455,17 @@ class LatentModel(nn.Module):
             # will (noise in every latent of a coarse step drowned the signal: a 512x512
             # CAVE scene trained at 30 dB noisy against 40 dB rounded).
             big = self.config.height * self.config.width >= MIXED_FROM_PIXELS
-            to_synth = rounded if big else noisy
+            to_synth = rounded() if big else noisy
             to_rate = noisy
         else:
-            to_synth = to_rate = rounded
+            to_synth = to_rate = rounded()
         s = self.maps(to_synth)
         k = s.shape[0]
         recon = self.offset[:, None] + (self.interp @ self.basis) @ s.reshape(k, -1)
-        return recon, self.bits(to_rate, [self.level(p) for p in self.latents], refresh)
+        # The levels the network reads, unless its cached outputs stand in for it.
+        cached = not refresh and self._cache is not None
+        seen = to_rate if cached else [self.level(p) for p in self.latents]
+        return recon, self.bits(to_rate, seen, refresh)
 
 
 def _start_offset(config: LatentConfig, parts: list[Tensor], shape: Tensor,
@@ -505,6 +519,11 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
     """
     out = []
     width = model.scale_bias.shape[1]
+    # The share of a large grid's nonzero latents drawn (its zeros: WARM_ZEROS of that), so
+    # that the whole sample stays near WARM_CAP.
+    expected = sum(float((q != 0).sum()) * (1.0 - WARM_ZEROS) + WARM_ZEROS * q.numel()
+                   for q in qs if q.numel() > WARM_WHOLE)
+    share = min(1.0, WARM_CAP / expected) if expected > 0 else 1.0
     for lvl, q in enumerate(qs):
         c, h, w = q.shape
         n = c * h * w
@@ -513,9 +532,10 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
             idx = torch.arange(n, device=q.device)
             weights = torch.ones(n, device=q.device)
         else:
-            draw = torch.rand(n, generator=gen).to(q.device) < WARM_ZEROS
-            idx = torch.nonzero((flat != 0) | draw).reshape(-1)
-            weights = torch.where(flat[idx] != 0, 1.0, 1.0 / WARM_ZEROS)
+            u = torch.rand(n, generator=gen).to(q.device)
+            idx = torch.nonzero(u < torch.where(flat != 0, share, share * WARM_ZEROS)
+                                ).reshape(-1)
+            weights = torch.where(flat[idx] != 0, 1.0 / share, 1.0 / (share * WARM_ZEROS))
         group = grid_group(model.config, lvl)
         guide = qs[lvl + 1] if lvl + 1 < len(qs) else None
         parts = []
@@ -524,7 +544,7 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
             a, b = first * h * w, end * h * w
             mine = idx[(idx >= a) & (idx < b)] - a
             parts.append(f.reshape(f.shape[0], -1)[:, mine])
-        # Rows as :meth:`LatentModel._bias_rows` numbers them, for the drawn latents only
+        # Rows of the flattened (grid, channel) bias tables, for the drawn latents only
         # (the full table of a 512x512 scene would be tens of MB).
         out.append(_Sample(torch.cat(parts, 1), flat[idx], lvl * width + idx // (h * w),
                            weights))
