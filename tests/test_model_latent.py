@@ -835,3 +835,27 @@ def test_landing_refits_the_basis_only_where_it_fits_and_measures_better() -> No
     assert not np.array_equal(u.tensors["basis"], v.tensors["basis"])
     for name in u.grids:
         assert np.array_equal(u.grids[name], v.grids[name])
+
+
+def test_a_small_frame_fits_on_one_thread_and_gives_the_count_back(
+        crop: Cube, monkeypatch: Any) -> None:
+    """Threads follow the frame (one per 8192 pixels, at most torch's count), unless the
+    user set OMP_NUM_THREADS; the caller's count comes back after the fit."""
+    from hsz.model.training import PIXELS_PER_THREAD, cpu_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert cpu_threads(PIXELS_PER_THREAD - 1) == 1
+        assert cpu_threads(2 * PIXELS_PER_THREAD) == 2
+        assert cpu_threads(100 * PIXELS_PER_THREAD) == 2  # never more than torch runs now
+        seen: list[int] = []
+        api.encode(crop, bpppb=3.0, model="latent", preset="fast", epochs=2, seed=0,
+                   progress=lambda _info: seen.append(torch.get_num_threads()))
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert cpu_threads(16) == 2
+    finally:
+        torch.set_num_threads(before)

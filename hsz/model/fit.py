@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from torch import Tensor
 from hsz.model.arch import HinerConfig
 from hsz.model.hiner import Hiner, decoder_state
 from hsz.model.hiner_schedule import LR, PRESETS, Preset, preset_epochs
-from hsz.model.training import adam, lr_factor, resolve_device
+from hsz.model.training import adam, cpu_threads, lr_factor, resolve_device
 
 __all__ = ["LR", "PRESETS", "FitResult", "Preset", "cam_degrees", "fit", "preset_epochs",
            "resolve_device"]
@@ -86,21 +85,6 @@ def _cpu_has_bf16() -> bool:
         return native and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def _cpu_threads(cfg: HinerConfig) -> int:
-    """All cores for real frames; one for tiny ones.
-
-    Small frames give OpenMP nothing to split, and on a shared machine every parallel region
-    then waits for a descheduled sibling thread: measured 10x slower fits of a 24 x 24 crop
-    with 2 threads while other jobs ran, against no gain when the machine was idle.  The count
-    is a pure function of the frame and the machine (never of the current load), because
-    results differ in the last bits between thread counts and a seed must reproduce a fit.
-    """
-    if os.environ.get("OMP_NUM_THREADS"):  # the user's explicit choice wins
-        return torch.get_num_threads()
-    rows, cols = cfg.frame
-    return max(1, min(os.cpu_count() or 1, (rows * cols) // 8192))
 
 
 def _eval_epochs(epochs: int, evals: int) -> set[int]:
@@ -212,7 +196,7 @@ def fit(
     t_start = time.perf_counter()
     try:
         if not cuda:
-            torch.set_num_threads(_cpu_threads(cfg))
+            torch.set_num_threads(cpu_threads(cfg.frame[0] * cfg.frame[1]))
         else:
             # Reproducible cuDNN algorithms: a seed must mean the same weights.
             torch.backends.cudnn.benchmark = False

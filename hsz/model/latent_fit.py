@@ -57,7 +57,7 @@ from hsz.model.latent import (
     measured_fixed_bytes,
     step_per_channel,
 )
-from hsz.model.training import adam, lr_factor, resolve_device
+from hsz.model.training import adam, fit_threads, lr_factor, resolve_device
 
 #: log2 of the smallest and largest scale the tables of the rule new files use hold.
 _LOG2_MIN, _LOG2_MAX = log2_scale_range(DEFAULT_RULE)
@@ -1003,6 +1003,12 @@ def _mse_db(recon: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
 
 def fit(job: FitJob, schedule: Schedule) -> Fitted:
     """Train the latents, steps, basis and context network; return what landing needs."""
+    config: LatentConfig = job.config
+    with fit_threads(resolve_device(job.device), config.height * config.width):
+        return _fit(job, schedule)
+
+
+def _fit(job: FitJob, schedule: Schedule) -> Fitted:
     config: LatentConfig = job.config
     main, final, every = schedule.main, schedule.final, schedule.context_every
     if job.epochs is not None:  # an explicit count scales both phases
