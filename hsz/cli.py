@@ -298,8 +298,9 @@ def scale_options(f: F) -> F:
                      help="Tiles (or files) encoded at once, each in its own process."),
         click.option("--threads", type=int, default=None, callback=_positive,
                      help="Torch threads per tile or file job (default 1 for tiles and "
-                          "batches, all cores for one untiled file). The same value gives "
-                          "the same bytes serially, with workers or on a cluster."),
+                          "batches; for one untiled file, one per 8192 pixels of the frame "
+                          "up to all cores). The same value gives the same bytes serially, "
+                          "with workers or on a cluster."),
         click.option("--backend", type=click.Choice(["local", "dask"]), default="local",
                      show_default=True,
                      help="Run jobs in local processes or on Dask (pip install 'hsz[dask]')."),

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -75,11 +76,16 @@ class Runner:
         return _pool_map(min(self.workers, len(jobs)), fn, jobs, done)
 
 
+#: Whether the job running now was given its thread count (:func:`fixed_threads`): a fit
+#: then keeps it rather than choosing by frame size (:func:`hsz.model.training.cpu_threads`).
+THREADS_FIXED: ContextVar[bool] = ContextVar("hsz_threads_fixed", default=False)
+
+
 @contextmanager
 def fixed_threads(threads: int | None) -> Iterator[None]:
-    """Run a job on ``threads`` torch intra-op threads (None: leave torch's default), and
-    give the caller's setting back afterwards: a library call must not leave its process
-    single-threaded."""
+    """Run a job on ``threads`` torch intra-op threads (None: leave the choice to the fit),
+    and give the caller's setting back afterwards: a library call must not leave its
+    process single-threaded."""
     if threads is None:
         yield
         return
@@ -88,9 +94,11 @@ def fixed_threads(threads: int | None) -> Iterator[None]:
     before = torch.get_num_threads()
     if before != threads:
         torch.set_num_threads(int(threads))
+    token = THREADS_FIXED.set(True)
     try:
         yield
     finally:
+        THREADS_FIXED.reset(token)
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
 

@@ -840,8 +840,10 @@ def test_landing_refits_the_basis_only_where_it_fits_and_measures_better() -> No
 def test_a_small_frame_fits_on_one_thread_and_gives_the_count_back(
         crop: Cube, monkeypatch: Any) -> None:
     """Threads follow the frame (one per 8192 pixels, at most torch's count), unless the
-    user set OMP_NUM_THREADS; the caller's count comes back after the fit."""
+    user chose a count (``--threads``, OMP_NUM_THREADS); the caller's count comes back
+    after the fit."""
     from hsz.model.training import PIXELS_PER_THREAD, cpu_threads
+    from hsz.parallel import fixed_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
@@ -855,6 +857,9 @@ def test_a_small_frame_fits_on_one_thread_and_gives_the_count_back(
                    progress=lambda _info: seen.append(torch.get_num_threads()))
         assert seen and set(seen) == {1}
         assert torch.get_num_threads() == 2
+        with fixed_threads(2):  # --threads 2: the user's count, whatever the frame
+            assert cpu_threads(16) == 2
+        assert cpu_threads(16) == 1
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
         assert cpu_threads(16) == 2
     finally:

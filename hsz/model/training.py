@@ -33,8 +33,8 @@ def resolve_device(device: str) -> torch.device:
 
 def cpu_threads(pixels: int) -> int:
     """Threads for fitting a frame of ``pixels``: one per PIXELS_PER_THREAD, at most what
-    torch runs on now (all cores, or a tile worker's share), all of those where the user
-    set OMP_NUM_THREADS.
+    torch runs on now; exactly that where the count was chosen (``--threads``, a tile or
+    batch job: :func:`hsz.parallel.fixed_threads`) or the user set OMP_NUM_THREADS.
 
     Small frames give OpenMP little to split, and on a shared machine every parallel region
     then waits for a descheduled sibling.  Measured on a 2-core machine: a HINER fit of a
@@ -44,8 +44,10 @@ def cpu_threads(pixels: int) -> int:
     frame and the setup only, never on the current load: results differ in the last bits
     between thread counts, and a seed must reproduce a fit.
     """
+    from hsz.parallel import THREADS_FIXED
+
     current = torch.get_num_threads()
-    if os.environ.get("OMP_NUM_THREADS"):  # the user's explicit choice wins
+    if os.environ.get("OMP_NUM_THREADS") or THREADS_FIXED.get():  # a chosen count wins
         return current
     return max(1, min(current, pixels // PIXELS_PER_THREAD))
 
