@@ -28,7 +28,7 @@ from torch import Tensor
 from hsz.model.arch import HinerConfig
 from hsz.model.hiner import Hiner, decoder_state
 from hsz.model.hiner_schedule import LR, PRESETS, Preset, preset_epochs
-from hsz.model.training import adam, cpu_threads, lr_factor, resolve_device
+from hsz.model.training import adam, fit_threads, lr_factor, resolve_device
 
 __all__ = ["LR", "PRESETS", "FitResult", "Preset", "cam_degrees", "fit", "preset_epochs",
            "resolve_device"]
@@ -191,106 +191,103 @@ def fit(
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
     batch = max(1, min(cfg.bands, p.batch_cuda if cuda else p.batch_cpu))
-    prev_threads = torch.get_num_threads()
     prev_cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
     t_start = time.perf_counter()
-    try:
-        if not cuda:
-            torch.set_num_threads(cpu_threads(cfg.frame[0] * cfg.frame[1]))
-        else:
-            # Reproducible cuDNN algorithms: a seed must mean the same weights.
-            torch.backends.cudnn.benchmark = False
-            torch.backends.cudnn.deterministic = True
-        rng_devices: list[int] = []
-        if cuda:
-            rng_devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
-        with torch.random.fork_rng(devices=rng_devices):
-            torch.manual_seed(seed)
-            model = Hiner(cfg)
-        gen = torch.Generator().manual_seed(seed)
-        model = model.to(dev).to(memory_format=torch.channels_last)
-        t_target = torch.from_numpy(tgt32).to(dev)
-        t_coords = torch.from_numpy(crd.astype(np.float32)).to(dev)
-        weight = None if valid is None else torch.from_numpy(valid.astype(np.float32)).to(dev)
-        n_valid = float(cfg.height * cfg.width if valid is None else valid.sum())
-        evaluator = _Evaluator(t_target, weight, batch=max(batch, 8 if not cuda else 16))
+    with fit_threads(dev, cfg.frame[0] * cfg.frame[1]):
+        try:
+            if cuda:
+                # Reproducible cuDNN algorithms: a seed must mean the same weights.
+                torch.backends.cudnn.benchmark = False
+                torch.backends.cudnn.deterministic = True
+            rng_devices: list[int] = []
+            if cuda:
+                rng_devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
+            with torch.random.fork_rng(devices=rng_devices):
+                torch.manual_seed(seed)
+                model = Hiner(cfg)
+            gen = torch.Generator().manual_seed(seed)
+            model = model.to(dev).to(memory_format=torch.channels_last)
+            t_target = torch.from_numpy(tgt32).to(dev)
+            t_coords = torch.from_numpy(crd.astype(np.float32)).to(dev)
+            weight = None if valid is None else torch.from_numpy(valid.astype(np.float32)).to(dev)
+            n_valid = float(cfg.height * cfg.width if valid is None else valid.sum())
+            evaluator = _Evaluator(t_target, weight, batch=max(batch, 8 if not cuda else 16))
 
-        opt = adam(model.parameters(), lr=lr)
-        steps_per_epoch = math.ceil(cfg.bands / batch)
-        if epochs is None:
-            n_epochs = preset_epochs(p, cfg.bands, batch)
-        total = n_epochs * steps_per_epoch
-        warm = int(round(p.warmup * total))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm))
-        eval_at = _eval_epochs(n_epochs, p.evals)
-        amp: torch.autocast | None = None
-        if cuda:
-            amp = torch.autocast("cuda", dtype=torch.bfloat16)
-        elif p.bf16_cpu and cfg.frame[0] * cfg.frame[1] >= _BF16_MIN_FRAME and _cpu_has_bf16():
-            amp = torch.autocast("cpu", dtype=torch.bfloat16)
+            opt = adam(model.parameters(), lr=lr)
+            steps_per_epoch = math.ceil(cfg.bands / batch)
+            if epochs is None:
+                n_epochs = preset_epochs(p, cfg.bands, batch)
+            total = n_epochs * steps_per_epoch
+            warm = int(round(p.warmup * total))
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm))
+            eval_at = _eval_epochs(n_epochs, p.evals)
+            amp: torch.autocast | None = None
+            if cuda:
+                amp = torch.autocast("cuda", dtype=torch.bfloat16)
+            elif p.bf16_cpu and cfg.frame[0] * cfg.frame[1] >= _BF16_MIN_FRAME and _cpu_has_bf16():
+                amp = torch.autocast("cpu", dtype=torch.bfloat16)
 
-        best_psnr = -math.inf
-        best_state: dict[str, Tensor] | None = None
-        history: list[dict[str, Any]] = []
-        for epoch in range(1, n_epochs + 1):
-            t0 = time.perf_counter()
-            model.train()
-            order = torch.randperm(cfg.bands, generator=gen).to(dev)
-            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-            mse_run = torch.empty(cfg.bands, dtype=torch.float64, device=dev)
-            for s in range(0, cfg.bands, batch):
-                idx = order[s : s + batch]
-                tb = t_target[idx]
-                if amp is not None:
-                    with amp:
+            best_psnr = -math.inf
+            best_state: dict[str, Tensor] | None = None
+            history: list[dict[str, Any]] = []
+            for epoch in range(1, n_epochs + 1):
+                t0 = time.perf_counter()
+                model.train()
+                order = torch.randperm(cfg.bands, generator=gen).to(dev)
+                loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+                mse_run = torch.empty(cfg.bands, dtype=torch.float64, device=dev)
+                for s in range(0, cfg.bands, batch):
+                    idx = order[s : s + batch]
+                    tb = t_target[idx]
+                    if amp is not None:
+                        with amp:
+                            out = model(t_coords[idx])
+                    else:
                         out = model(t_coords[idx])
-                else:
-                    out = model(t_coords[idx])
-                out = out.float()
-                err = (out - tb).abs()
-                if weight is not None:
-                    err = err * weight
-                l1 = err.flatten(1).sum(dim=1) / n_valid
-                loss = l1.mean()
-                if gamma > 0:
-                    loss = loss + gamma * cam_degrees(out, tb, weight).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                with torch.no_grad():  # free running estimate of the metric
-                    mse_run[idx] = evaluator.band_mse(out.detach(), idx)
-                    loss_sum += loss.detach().double() * idx.numel()
-            rec: dict[str, Any] = {
-                "epoch": epoch,
-                "epochs": n_epochs,
-                "loss": float(loss_sum) / cfg.bands,
-                "psnr": evaluator.psnr(mse_run, torch.arange(cfg.bands, device=dev)),
-                "lr": opt.param_groups[0]["lr"],
-            }
-            if epoch in eval_at:
-                model.eval()
-                exact = evaluator(model, t_coords)
-                rec["eval_psnr"] = exact
-                if exact > best_psnr or best_state is None:
-                    best_psnr = exact
-                    best_state = copy.deepcopy(model.state_dict())
-                rec["best_psnr"] = best_psnr
-            rec["seconds"] = time.perf_counter() - t0
-            history.append(rec)
-            if progress is not None:
-                progress(dict(rec))
-        assert best_state is not None
-        model.load_state_dict(best_state)
-        model.eval()
-        model = model.to(memory_format=torch.contiguous_format)
-        with torch.no_grad():
-            emb = model.embed(t_coords).float().cpu().numpy()
-        dec = decoder_state(model)
-    finally:
-        torch.set_num_threads(prev_threads)
-        if cuda:
-            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev_cudnn
+                    out = out.float()
+                    err = (out - tb).abs()
+                    if weight is not None:
+                        err = err * weight
+                    l1 = err.flatten(1).sum(dim=1) / n_valid
+                    loss = l1.mean()
+                    if gamma > 0:
+                        loss = loss + gamma * cam_degrees(out, tb, weight).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    with torch.no_grad():  # free running estimate of the metric
+                        mse_run[idx] = evaluator.band_mse(out.detach(), idx)
+                        loss_sum += loss.detach().double() * idx.numel()
+                rec: dict[str, Any] = {
+                    "epoch": epoch,
+                    "epochs": n_epochs,
+                    "loss": float(loss_sum) / cfg.bands,
+                    "psnr": evaluator.psnr(mse_run, torch.arange(cfg.bands, device=dev)),
+                    "lr": opt.param_groups[0]["lr"],
+                }
+                if epoch in eval_at:
+                    model.eval()
+                    exact = evaluator(model, t_coords)
+                    rec["eval_psnr"] = exact
+                    if exact > best_psnr or best_state is None:
+                        best_psnr = exact
+                        best_state = copy.deepcopy(model.state_dict())
+                    rec["best_psnr"] = best_psnr
+                rec["seconds"] = time.perf_counter() - t0
+                history.append(rec)
+                if progress is not None:
+                    progress(dict(rec))
+            assert best_state is not None
+            model.load_state_dict(best_state)
+            model.eval()
+            model = model.to(memory_format=torch.contiguous_format)
+            with torch.no_grad():
+                emb = model.embed(t_coords).float().cpu().numpy()
+            dec = decoder_state(model)
+        finally:
+            if cuda:
+                torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev_cudnn
     return FitResult(
         config=cfg,
         decoder=dec,

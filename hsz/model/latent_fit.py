@@ -355,10 +355,15 @@ class LatentModel(nn.Module):
             out = out + self.up(part)
         return out  # type: ignore[return-value]
 
+    @property
+    def large(self) -> bool:
+        """Whether the context features of every latent take more than RECOMPUTE_ABOVE
+        bytes: such a model recomputes in the backward pass and codes grid by grid."""
+        return 4 * inputs(DEFAULT_RULE) * self.config.latent_values() > RECOMPUTE_ABOVE
+
     def recompute(self) -> bool:
         """Whether the backward pass recomputes the rate's intermediates (RECOMPUTE_ABOVE)."""
-        return torch.is_grad_enabled() and (
-            4 * inputs(DEFAULT_RULE) * self.config.latent_values() > RECOMPUTE_ABOVE)
+        return torch.is_grad_enabled() and self.large
 
     def context(self, lvl: int, seen: list[Tensor]) -> Tensor:
         """The context network's outputs for every latent of one level: (2, C, h, w).
@@ -402,7 +407,7 @@ class LatentModel(nn.Module):
         # All grids in one call of the law on small models: its few dozen elementwise
         # operations per grid cost more than their arithmetic there.  Decided by size
         # alone, so that outputs cached under one grad mode serve the other.
-        pooled = 4 * inputs(DEFAULT_RULE) * self.config.latent_values() <= RECOMPUTE_ABOVE
+        pooled = not self.large
         if refresh or self._cache is None:
             seen = [q.detach() for q in (qs if seen is None else seen)]
             outs = [self.context(lvl, seen) for lvl in range(len(qs))]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
+
+from hsz.parallel import THREADS_FIXED, fixed_threads
 
 #: Pixels of a frame per CPU thread a fit uses.
 PIXELS_PER_THREAD = 8192
@@ -44,26 +46,16 @@ def cpu_threads(pixels: int) -> int:
     frame and the setup only, never on the current load: results differ in the last bits
     between thread counts, and a seed must reproduce a fit.
     """
-    from hsz.parallel import THREADS_FIXED
-
     current = torch.get_num_threads()
     if os.environ.get("OMP_NUM_THREADS") or THREADS_FIXED.get():  # a chosen count wins
         return current
     return max(1, min(current, pixels // PIXELS_PER_THREAD))
 
 
-@contextmanager
-def fit_threads(device: torch.device, pixels: int) -> Iterator[None]:
-    """Run a fit on :func:`cpu_threads` threads (CPU only) and give the caller's count
-    back afterwards."""
-    before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(cpu_threads(pixels))
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+def fit_threads(device: torch.device, pixels: int) -> AbstractContextManager[None]:
+    """Run a fit on :func:`cpu_threads` threads (CPU only), the caller's count given back
+    afterwards."""
+    return fixed_threads(cpu_threads(pixels) if device.type == "cpu" else None)
 
 
 def adam(params: Iterable[Any], lr: float | None = None) -> torch.optim.Adam:
