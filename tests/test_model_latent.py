@@ -864,3 +864,75 @@ def test_a_small_frame_fits_on_one_thread_and_gives_the_count_back(
         assert cpu_threads(16) == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_fused_band_error_is_the_reconstructions_in_value_and_gradients() -> None:
+    """Training scores the maps through one residual (``_BandSSE``) instead of autograd's
+    chain over the reconstruction; both must give the same metric and gradients, with and
+    without a pixel mask."""
+    from hsz.model import latent_fit
+
+    torch.manual_seed(3)
+    model = latent_fit.LatentModel(torch.rand(12, 10, 9), None,
+                                   LatentConfig(bands=12, height=10, width=9, k=4, levels=2,
+                                                transform="dwt"), 2e3)
+    maps = torch.randn(4, 10, 9, requires_grad=True)
+    target = torch.rand(12, 90)
+    params = [model.basis, model.offset, maps]
+    for weight in (None, (torch.rand(1, 90) > 0.3).float()):
+        recon = model.offset[:, None] + model.mix() @ maps.reshape(4, -1)
+        want = latent_fit._band_db(recon, target, weight)
+        want_grads = torch.autograd.grad(want, params)
+        got = latent_fit._scored_db(model, maps, target, weight)
+        got_grads = torch.autograd.grad(got, params)
+        assert torch.allclose(got, want, rtol=1e-6, atol=1e-6)
+        for a, b in zip(got_grads, want_grads, strict=True):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_training_noise_is_uniform_fresh_each_step_and_seeded() -> None:
+    """The noisy phase's noise comes from windows of one table: every latent gets a value in
+    [-0.5, 0.5), a new one each step, the same ones again under the same seed."""
+    from hsz.model import latent_fit
+
+    def draws() -> list[list[torch.Tensor]]:
+        torch.manual_seed(5)
+        model = latent_fit.LatentModel(torch.rand(8, 24, 20), None,
+                                       LatentConfig(bands=8, height=24, width=20, k=3,
+                                                    levels=2, transform="dwt"), 1e3)
+        return [[u.clone() for u in model._noise()] for _ in range(3)]
+
+    first, again = draws(), draws()
+    for a, b in zip(first, again, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    for step in first:
+        flat = torch.cat([u.reshape(-1) for u in step])
+        assert float(flat.min()) >= -0.5 and float(flat.max()) < 0.5
+        assert abs(float(flat.mean())) < 0.05 and abs(float(flat.var()) - 1.0 / 12.0) < 0.01
+        # Neighbouring latents do not share a value.
+        assert float((flat[1:] == flat[:-1]).float().mean()) < 0.01
+    assert not torch.equal(first[0][0], first[1][0])
+
+
+def test_the_fits_adam_is_torchs_adam() -> None:
+    """The latent family's Adam (which spares the quick start torch's optimizer import) steps
+    exactly as ``torch.optim.Adam`` does, group learning rates and skipped gradients too."""
+    from hsz.model.training import Adam
+
+    torch.manual_seed(0)
+    ours = [torch.randn(5, 3, requires_grad=True), torch.randn(4, requires_grad=True)]
+    theirs = [p.detach().clone().requires_grad_(True) for p in ours]
+    opt_a = Adam([{"params": [ours[0]], "lr": 0.01}, {"params": [ours[1]], "lr": 0.1}])
+    opt_b = torch.optim.Adam([{"params": [theirs[0]], "lr": 0.01},
+                              {"params": [theirs[1]], "lr": 0.1}])
+    for step in range(30):
+        for params, opt in ((ours, opt_a), (theirs, opt_b)):
+            for g, lr in zip(opt.param_groups, (0.01, 0.1), strict=True):
+                g["lr"] = lr * (1.0 - step / 40)
+            opt.zero_grad(set_to_none=True)
+            loss = (params[0].sin() ** 2).sum() + (0.0 if step % 3 == 0 else params[1].exp().sum())
+            loss.backward()
+            opt.step()
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(a, torch.zeros_like(a))

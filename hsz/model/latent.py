@@ -774,12 +774,12 @@ class Schedule(NamedTuple):
     #: Iterations of the noisy main phase and of the final rounded phase.
     main: int
     final: int
-    #: How often the noisy phase runs the context network; in between it reuses the last
-    #: outputs (the rounded phase runs it every step).
+    #: How often training runs the context network over every latent (both phases, and on
+    #: the first rounded step); in between it reuses the last outputs.
     context_every: int = 1
 
 
-#: ``fast`` refreshes the context network every 4th noisy step: steps 28 % shorter (the
+#: ``fast`` refreshes the context network every 4th step: noisy steps 28 % shorter (the
 #: network over every latent is most of a small scene's step); quality moved -0.03 dB
 #: (quick-start crop, 0.2 bpppb), -0.04 and -0.03 (Jasper Ridge, 0.1 and 0.05), -0.02
 #: (Indian Pines, 0.1) and +0.10 (Samson, 0.05).  Its warm start stays at four rounds of
@@ -799,7 +799,7 @@ class LatentFamily(ModelFamily):
     id = "latent"
     summary = "a spectral basis times rate-trained, context-coded latent grids"
     presets = {name: f"{sc.main} noisy + {sc.final} rounded iterations"
-               + (f" (context network on every {sc.context_every}th noisy one)"
+               + (f" (context network on every {sc.context_every}th)"
                   if sc.context_every > 1 else "")
                for name, sc in SCHEDULES.items()}
     default_preset = "balanced"
