@@ -782,10 +782,10 @@ class Schedule(NamedTuple):
 #: ``fast`` refreshes the context network every 4th step: noisy steps 28 % shorter (the
 #: network over every latent is most of a small scene's step); quality moved -0.03 dB
 #: (quick-start crop, 0.2 bpppb), -0.04 and -0.03 (Jasper Ridge, 0.1 and 0.05), -0.02
-#: (Indian Pines, 0.1) and +0.10 (Samson, 0.05).  Its warm start stays at four rounds of
-#: 200 steps: rounds of 100 took 3.5 s off the crop's 40 s for the same quality there
-#: (33.871 dB against 33.867), but cost CAVE chart and toy (0.05 bpppb, whose file is
-#: the start) 0.03 dB, 43.69 against 43.72.
+#: (Indian Pines, 0.1) and +0.10 (Samson, 0.05).  The warm start's rounds are the fit's
+#: (:data:`hsz.model.latent_fit.WARM_ROUNDS`): 100 steps on frames under 2^17 pixels, 200
+#: on larger ones, where 100 cost CAVE chart and toy (0.05 bpppb, whose file is the start)
+#: 0.03 dB, 43.69 against 43.72.
 SCHEDULES: dict[str, Schedule] = {
     "fast": Schedule(900, 150, context_every=4),
     "balanced": Schedule(2400, 300),

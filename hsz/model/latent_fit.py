@@ -94,19 +94,26 @@ CONTEXT_CHUNK = 1 << 24
 RECOMPUTE_ABOVE = 1 << 28
 #: The entropy model's warm start (:func:`warm_start`): steps of each round (after each, the
 #: step moves so that the latents cost the goal), the learning rate each round decays from,
-#: and the share of zero latents its sample keeps (every nonzero one is kept).  Measured on
+#: and the share of zero latents a large grid's sample draws (WARM_ZEROS, weighted back
+#: up; nonzero ones are all drawn up to WARM_CAP).  Measured on
 #: CAVE chart and toy at 0.1 bpppb, the start at the goal rate: two full-grid rounds of 30
 #: steps at 0.1 (what came before) 46.89 dB in 158 s; four sampled rounds of 200 steps
 #: 47.27-47.45 dB over five runs in 150-230 s (two runs at a time).  More rounds matter
 #: more than more steps: three rounds of 300 gave 47.39, two of 200 47.21.
 WARM_ROUNDS = (200, 200, 200, 200)
+#: Frames of fewer pixels than MIXED_FROM_PIXELS (every scene but CAVE's 512x512) train
+#: rounds of 100 steps instead.  Measured against rounds of 200 (fast): the quick-start crop
+#: at 0.2 bpppb 33.880 against 33.858 dB (warm start 4.1 against 6.1-7.2 s), Jasper Ridge
+#: at 0.1 44.434 against 44.387, Samson at 0.05 42.113 against 42.091, Indian Pines at 0.1
+#: 36.475 against 36.439 (65 against 69 s).  On CAVE chart and toy at 0.05 (older code)
+#: they gave 43.69 against 43.72 dB, so large frames keep 200.
+WARM_ROUNDS_SMALL = (100, 100, 100, 100)
 WARM_LR = 0.05
 WARM_ZEROS = 1.0 / 16.0
-#: The zeros of every grid are drawn at WARM_ZEROS, small grids' too: against drawing grids
-#: of up to 2^16 latents whole, the quick-start crop at 0.2 bpppb 33.849 against 33.858 dB
-#: (warm start 4.7-5.3 against 6.1-7.2 s), Jasper Ridge at 0.1 44.397 against 44.387 dB
-#: (encode 46 against 51 s) and at 0.5 50.979 against 50.957 (100 against 109 s), Samson
-#: at 0.05 42.050 against 42.091 (26 against 28 s).
+#: Grids of at most this many latents enter the warm start's sample whole.  Thinning their
+#: zeros too cost CAVE chart and toy at 0.05 bpppb (whose file is the start) 0.06 dB (43.600
+#: against 43.662), for 1-9 s less on the small scenes at about their quality.
+WARM_WHOLE = 1 << 16
 #: About the most latents the warm start's sample draws (nonzeros and zeros thinned alike).
 #: Indian Pines at 0.5 bpppb drew about 500,000 a round (the four
 #: rounds 39 s of a 202 s encode); at 2^17 they took 23 s and the fit gave 39.671 dB
@@ -583,8 +590,8 @@ class _Sample:
 
 
 def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> _Sample:
-    """The nonzero latents and a WARM_ZEROS share of the zeros of every grid (both thinned
-    alike where they would pass WARM_CAP), their features computed once.
+    """Small grids whole; of larger ones, the nonzero latents and a WARM_ZEROS share of the
+    zeros (both thinned alike where they would pass WARM_CAP); their features computed once.
 
     The latents do not move within a round, so their features are fixed: computing them
     once for a sample turns each training step into one small matrix product, where the
@@ -599,14 +606,19 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
     # The share of a large grid's nonzero latents drawn (its zeros: WARM_ZEROS of that), so
     # that the whole sample stays near WARM_CAP.
     expected = sum(float((q != 0).sum()) * (1.0 - WARM_ZEROS) + WARM_ZEROS * q.numel()
-                   for q in qs)
+                   for q in qs if q.numel() > WARM_WHOLE)
     share = min(1.0, WARM_CAP / expected) if expected > 0 else 1.0
     for lvl, q in enumerate(qs):
         c, h, w = q.shape
         flat = q.reshape(-1)
-        u = torch.rand(flat.numel(), generator=gen).to(q.device)
-        idx = torch.nonzero(u < torch.where(flat != 0, share, share * WARM_ZEROS)).reshape(-1)
-        weights = torch.where(flat[idx] != 0, 1.0 / share, 1.0 / (share * WARM_ZEROS))
+        if flat.numel() <= WARM_WHOLE:
+            idx = torch.arange(flat.numel(), device=q.device)
+            weights = torch.ones(flat.numel(), device=q.device)
+        else:
+            u = torch.rand(flat.numel(), generator=gen).to(q.device)
+            idx = torch.nonzero(u < torch.where(flat != 0, share, share * WARM_ZEROS)
+                                ).reshape(-1)
+            weights = torch.where(flat[idx] != 0, 1.0 / share, 1.0 / (share * WARM_ZEROS))
         group = grid_group(model.config, lvl)
         guide = qs[lvl + 1] if lvl + 1 < len(qs) else None
         parts = []
@@ -1112,9 +1124,11 @@ def _fit(job: FitJob, schedule: Schedule) -> Fitted:
             return 0.97 * max(8.0 * (job.budget - fixed), 64.0) / n_values
 
         goal = aim()
-        if WARM_ROUNDS and ABLATION.get("context") != "none":
+        rounds = WARM_ROUNDS if config.height * config.width >= MIXED_FROM_PIXELS else \
+            WARM_ROUNDS_SMALL
+        if rounds and ABLATION.get("context") != "none":
             model.deadzone = START_DEADZONE
-            warm_start(model, goal * n_values, WARM_ROUNDS, job.seed)
+            warm_start(model, goal * n_values, rounds, job.seed)
             keep = worth_keeping(model, target.reshape(config.bands, -1), weight, job.budget)
             if len(keep) < config.k:
                 # The bytes of the components left out go to the others' latents.
