@@ -195,12 +195,11 @@ def fit(
     t_start = time.perf_counter()
     with fit_threads(dev, cfg.frame[0] * cfg.frame[1]):
         try:
+            rng_devices: list[int] = []
             if cuda:
                 # Reproducible cuDNN algorithms: a seed must mean the same weights.
                 torch.backends.cudnn.benchmark = False
                 torch.backends.cudnn.deterministic = True
-            rng_devices: list[int] = []
-            if cuda:
                 rng_devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
             with torch.random.fork_rng(devices=rng_devices):
                 torch.manual_seed(seed)

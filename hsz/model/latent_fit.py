@@ -485,10 +485,14 @@ class LatentModel(nn.Module):
         """The basis at every band, (B, K): maps to bands."""
         return self.interp @ self.basis
 
+    def reconstruct(self, maps: Tensor) -> Tensor:
+        """The bands (B, H·W) the decoder makes of coefficient maps (K, H, W)."""
+        return self.offset[:, None] + self.mix() @ maps.reshape(maps.shape[0], -1)
+
     def forward(self, mode: str, refresh: bool = True) -> tuple[Tensor, Tensor]:
         """The reconstruction (B, H·W) and the latents' bits (see :meth:`coded`)."""
         s, bits = self.coded(mode, refresh)
-        return self.offset[:, None] + self.mix() @ s.reshape(s.shape[0], -1), bits
+        return self.reconstruct(s), bits
 
     def coded(self, mode: str, refresh: bool = True) -> tuple[Tensor, Tensor]:
         """The coefficient maps (K, H, W) the decoder synthesizes and the latents' bits:
@@ -510,7 +514,7 @@ class LatentModel(nn.Module):
         s = self.maps(to_synth)
         # The levels the network reads, unless its cached outputs stand in for it.
         cached = not refresh and self._cache is not None
-        seen = to_rate if cached else [self.level(p) for p in self.latents]
+        seen = None if cached else [self.level(p) for p in self.latents]
         return s, self.bits(to_rate, seen, refresh)
 
 
@@ -1188,11 +1192,8 @@ def _fit(job: FitJob, schedule: Schedule) -> Fitted:
             # 42.110 against 42.015 dB.
             refresh = it % every == 0 or it == main
             maps, bits = model.coded("noise" if noisy else "round", refresh)
-            if ABLATION.get("loss") == "mse":
-                dist = _mse_db(model.offset[:, None] + model.mix() @ maps.reshape(
-                    maps.shape[0], -1), flat, wflat)
-            else:
-                dist = _scored_db(model, maps, flat, wflat)
+            dist = (_mse_db(model.reconstruct(maps), flat, wflat)
+                    if ABLATION.get("loss") == "mse" else _scored_db(model, maps, flat, wflat))
             r = bits / n_values
             loss = dist + lam * r
             opt.zero_grad(set_to_none=True)
