@@ -264,10 +264,122 @@ def test_sparse_rows_take_the_zero_rows_output_exactly(rule: int) -> None:
     busy = rng.choice(400, 30, replace=False)
     feats[busy] = rng.integers(-40, 40, (30, n))
     feats[busy, n // 2:] = np.abs(feats[busy, :n // 2])
-    got = context.evaluate(net, feats, 2, 12, rule)
     want = _reference(net, feats.astype(np.int64), 2, 12, rule)
-    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    # The coding loops' path: base features only, feature-major, all-zero rows evaluated
+    # once; and the public one on whole rows.  Both sparse (30 busy) and dense (all busy).
+    dense = feats.copy()
+    dense[:, : n // 2] = rng.integers(-40, 40, (400, n // 2))
+    dense[:, n // 2:] = np.abs(dense[:, : n // 2])
+    for f in (feats, dense):
+        want = _reference(net, f.astype(np.int64), 2, 12, rule)
+        for got in (context.evaluate(net, f, 2, 12, rule),
+                    context._evaluate_pass(net, np.ascontiguousarray(f[:, : n // 2].T), 2, 12,
+                                           rule)):
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    got = context._evaluate_pass(net, np.ascontiguousarray(feats[:, : n // 2].T), 2, 12, rule)
     assert len(np.unique(got[1][np.setdiff1d(np.arange(400), busy)])) == 1
+
+
+def _indexed_rows(geo: context.Geometry, padded: np.ndarray, c: int, parity: int,
+                  decoded_odd: bool) -> np.ndarray:
+    """The feature list of the module docstring, read position by position."""
+    pos, at = geo.where[parity]
+    s = geo.stride
+    xt = np.zeros((geo.base, pos.size))
+    flat = padded.reshape(padded.shape[0], -1)
+    near = (0, -s, s, -1, 1)
+    if decoded_odd:
+        for j, d in enumerate(near[1:]):
+            xt[j] = flat[c][at + d]
+    if c > 0:
+        for j, d in enumerate(near):
+            xt[4 + j] = flat[c - 1][at + d]
+    if geo.guide is not None:
+        g, gs = geo.guide[min(c, geo.guide.shape[0] - 1)], geo.guide_stride
+        for j, d in enumerate((0, -gs, gs, -1, 1)):
+            xt[9 + j] = g[geo.guide_at[parity] + d]
+    if geo.base == context.RATIO_FEATURES and c >= geo.group:
+        for j, d in enumerate(near):
+            xt[context.BASE_FEATURES + j] = flat[c - geo.group][at + d]
+    return xt
+
+
+@pytest.mark.parametrize(("h", "w", "guide"), [
+    (4, 6, (2, 2, 3)), (5, 6, (3, 3, 3)), (6, 5, (1, 3, 3)), (8, 8, None), (7, 10, (2, 4, 5)),
+    (1, 2, None), (2, 1, None), (1, 1, (1, 1, 1)), (16, 16, (6, 8, 8)), (9, 9, (2, 5, 5))])
+def test_sliced_feature_reads_are_the_indexed_ones(h: int, w: int, guide: tuple | None
+                                                   ) -> None:
+    """Even widths read features as strided slices (and a half-size guide alike); they
+    are the values and order of reading each position's neighbours one by one."""
+    rng = np.random.default_rng(h * 31 + w)
+    lv = rng.integers(-9, 9, (5, h, w))
+    g = None if guide is None else rng.integers(-9, 9, guide)
+    for rule, group in ((1, 1), (3, 1), (3, 2)):
+        geo = context.Geometry(lv.shape, g, rule, group)
+        assert geo.sliced == (w % 2 == 0)
+        padded = context.pad_grid(lv)
+        for c in range(lv.shape[0]):
+            for parity in (0, 1):
+                for odd in (False, True):
+                    pos, xb = geo.base_rows(padded, c, parity, odd)
+                    assert np.array_equal(pos, geo.where[parity][0])
+                    assert np.array_equal(xb, _indexed_rows(geo, padded, c, parity, odd))
+
+
+def test_even_grids_with_half_size_guides_round_trip() -> None:
+    """The sliced reads, coded and decoded: a wavelet-like pair of grids."""
+    rng = np.random.default_rng(12)
+    coarse = np.clip(np.rint(rng.laplace(0, 6, (3, 8, 10))), -127, 127).astype(np.int32)
+    fine = np.clip(np.rint(rng.laplace(0, 2, (6, 16, 20))), -127, 127).astype(np.int32)
+    rule = context.DEFAULT_RULE
+    grids = {"coarse": Grid(coarse, 8, _net(rng, context.inputs(rule), 3), rule=rule),
+             "fine": Grid(fine, 8, _net(rng, context.inputs(rule), 6), guide="coarse",
+                          rule=rule, group=3)}
+    u = unpack(pack({"shape": [1, 1, 1]}, {}, grids=grids))
+    for name, grid in grids.items():
+        assert np.array_equal(u.grids[name], grid.levels)
+
+
+def test_table_probs_are_the_whole_running_product() -> None:
+    """Tables run the product on a prefix; it is the definition's vector, bit for bit."""
+    for bits in (2, 5, 9, 12, 16):
+        for t in [0, 17, 40, 75] + [context.RATIO_BASE + g * context.RATIOS + j
+                                    for g in (0, 33, 75) for j in (0, 1, 24, 48)]:
+            g, j = context.split_table(t)
+            span = (1 << bits) - 1
+            steps = np.full(span, context.decay(g))
+            steps[0] = context.edge(g) if j is None else context.ratio(j)
+            side = np.ones(span + 1)
+            side[1:] = np.cumprod(steps)
+            small = np.flatnonzero(side < 2.0**-64)
+            if small.size:
+                side[small[0]:] = 0.0
+            want = np.concatenate((side[::-1], side[1:]))
+            assert context.table_probs(t, bits).tobytes() == want.tobytes(), (t, bits)
+
+
+def test_table_cache_holds_a_bounded_number_of_entries(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    """The cache evicts by entries, least recently used first, and rebuilds alike."""
+    built: list[tuple[int, int]] = []
+    monkeypatch.setattr(context, "TABLE_ENTRIES", 3 * (2 << 8))
+    cache = context._TableCache(lambda t, bits: built.append((t, bits)) or (t, bits))
+    for t in (1, 2, 3, 1, 4):
+        assert cache(t, 8) == (t, 8)
+    assert built == [(1, 8), (2, 8), (3, 8), (4, 8)]  # 1 was a hit; 4 evicted 2
+    assert cache.entries <= context.TABLE_ENTRIES and set(cache.held) == {(3, 8), (1, 8), (4, 8)}
+    cache(5, 10)  # larger than the budget alone: kept, everything else goes
+    assert set(cache.held) == {(5, 10)}
+
+
+def test_grouping_keeps_pass_order_within_each_table() -> None:
+    rng = np.random.default_rng(2)
+    table = rng.choice([30, context.RATIO_BASE + 7, context.RATIO_BASE + 75 * 49 + 48], 300)
+    order, groups = context._grouped(table)
+    assert [t for t, _, _ in groups] == sorted(set(table.tolist()))
+    for t, a, b in groups:
+        assert np.array_equal(order[a:b], np.flatnonzero(table == t))
+    assert context._grouped(np.zeros(0, np.int64))[1] == []
 
 
 def test_rule_3_is_rule_2_with_smaller_biases() -> None:

@@ -318,6 +318,10 @@ def _check_stored(config: LatentConfig, stored: Stored) -> list[np.ndarray]:
     return levels
 
 
+#: Samples rendered per matrix product (float64, so 32 MB).
+RENDER_BLOCK = 1 << 22
+
+
 def render_bands(config: LatentConfig, stored: Stored, band_coords: np.ndarray,
                  query: np.ndarray) -> Iterator[np.ndarray]:
     from hsz.spectral import neighbours
@@ -328,10 +332,18 @@ def render_bands(config: LatentConfig, stored: Stored, band_coords: np.ndarray,
     flat = maps.reshape(config.k, -1)
     basis = full_basis(config, stored.tensors["basis"])
     offset = stored.tensors["offset"].astype(np.float64)
+    rows, offs = [], []
     for lo, hi, t in neighbours(np.asarray(band_coords, np.float64), np.asarray(query)):
-        row = basis[lo] if t == 0.0 else (1.0 - t) * basis[lo] + t * basis[hi]
-        off = offset[lo] if t == 0.0 else (1.0 - t) * offset[lo] + t * offset[hi]
-        yield (off + row @ flat).reshape(config.height, config.width).astype(np.float32)
+        rows.append(basis[lo] if t == 0.0 else (1.0 - t) * basis[lo] + t * basis[hi])
+        offs.append(offset[lo] if t == 0.0 else (1.0 - t) * offset[lo] + t * offset[hi])
+    # Bands in blocks of one matrix product: one band at a time re-read all K maps per
+    # band (Indian Pines at 0.5 bpppb, K = 43: 0.18 s of a 1 s decode).
+    block = max(1, RENDER_BLOCK // max(flat.shape[1], 1))
+    for start in range(0, len(rows), block):
+        part = np.asarray(rows[start:start + block]) @ flat
+        part += np.asarray(offs[start:start + block])[:, None]
+        for band in part:
+            yield band.reshape(config.height, config.width).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------ landing
