@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -170,7 +171,7 @@ def test_twin_bits_match_the_coded_size(transform: str) -> None:
                                 ls.clamp(-5, 7.5)).sum())
         g = grids[f"level{lvl}"]
         assert g.rule == context.RULE_PACKED and g.group == group
-        coded = context.cost_bits(levels[lvl], cfg.grid_bits, g.net, guide, g.rule, g.group)
+        coded = context.cost_bits(levels[lvl], g.bits, g.net, guide, g.rule, g.group)
         assert abs(twin - coded) <= 0.04 * coded + 16
 
 
@@ -345,6 +346,24 @@ def test_plans_grow_with_the_rate_and_refuse_what_cannot_fit() -> None:
     assert FAMILY.plan((580, 31, 43), 65_000).knots == 0
     assert FAMILY.plan((200, 145, 145), 26_000).knots == 0
     assert FAMILY.plan((200, 145, 145), 300) is None
+
+
+@pytest.mark.parametrize("shape", [(200, 145, 145), (580, 31, 43), (31, 512, 512), (3, 8, 9)])
+def test_small_payloads_get_a_narrower_network_and_the_least_payload_plans(shape: tuple
+                                                                           ) -> None:
+    """The context network narrows with the payload (its weights are a fixed cost), and
+    the least payload the family reports is exactly where a plan starts to exist."""
+    from hsz.model.latent import HIDDEN_DEFAULT, HIDDEN_STEPS, hidden_units
+
+    assert [hidden_units(p) for p in (8_000, 20_000, 100_000)] == [2, 4, HIDDEN_DEFAULT]
+    for below, width in HIDDEN_STEPS:
+        assert hidden_units(below - 1) == width and hidden_units(below) != width
+    least = FAMILY.smallest_payload_bytes(shape)
+    plan = FAMILY.plan(shape, math.ceil(least))
+    assert plan is not None and plan.hidden == hidden_units(math.ceil(least))
+    assert FAMILY.plan(shape, math.floor(least * 0.98)) is None
+    big = FAMILY.plan(shape, 10 * math.ceil(least) + 200_000)
+    assert big is not None and big.hidden == HIDDEN_DEFAULT
 
 
 def _landing_case() -> tuple[LatentConfig, dict, Any]:
