@@ -361,6 +361,7 @@ def test_small_payloads_get_a_narrower_network_and_the_least_payload_plans(shape
     least = FAMILY.smallest_payload_bytes(shape)
     plan = FAMILY.plan(shape, math.ceil(least))
     assert plan is not None and plan.hidden == hidden_units(math.ceil(least))
+    assert plan.k == min(2, shape[0])  # one component is no model of a scene
     assert FAMILY.plan(shape, math.floor(least * 0.98)) is None
     big = FAMILY.plan(shape, 10 * math.ceil(least) + 200_000)
     assert big is not None and big.hidden == HIDDEN_DEFAULT
