@@ -248,9 +248,8 @@ class _TableCache:
         return made
 
 
-def _build_model(t: int, bits: int) -> tuple[object, int]:
-    span = (1 << bits) - 1
-    return constriction.stream.model.Categorical(table_probs(t, bits), perfect=False), span
+def _build_model(t: int, bits: int) -> object:
+    return constriction.stream.model.Categorical(table_probs(t, bits), perfect=False)
 
 
 def _build_cost_table(t: int, bits: int) -> np.ndarray:
@@ -258,8 +257,8 @@ def _build_cost_table(t: int, bits: int) -> np.ndarray:
     return PRECISION - np.log2(widths)
 
 
-#: constriction model of table ``t`` over residuals ``−(2^bits − 1) … 2^bits − 1``, and
-#: that table's span.
+#: constriction model of table ``t`` over residuals ``−(2^bits − 1) … 2^bits − 1``, whose
+#: symbols are the residuals plus ``2^bits − 1``.
 _model = _TableCache(_build_model)
 #: Bits each residual costs under table ``t``: the exact 24-bit model, not a formula.
 _cost_table = _TableCache(_build_cost_table)
@@ -474,7 +473,7 @@ class Geometry:
         W+2) float64, X float64 of shape (n, 2·base): the base features, then their
         absolute values."""
         pos, xt = self.base_rows(padded, c, parity, decoded_odd)
-        return pos, np.concatenate((xt, np.abs(xt))).T
+        return pos, _with_abs(xt).T
 
     def base_rows(self, padded: np.ndarray, c: int, parity: int, decoded_odd: bool
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -765,9 +764,9 @@ def encode(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None,
     net.check(inputs(rule), lv.shape[0])
     chunks = list(_residual_groups(lv, bits, net, guide, rule, group))
     coder = constriction.stream.stack.AnsCoder()
+    span = (1 << bits) - 1
     for residual, t in reversed(chunks):
-        model, span = _model(t, bits)
-        coder.encode_reverse((residual + span).astype(np.int32), model)
+        coder.encode_reverse((residual + span).astype(np.int32), _model(t, bits))
     return coder.get_compressed().astype("<u4").tobytes()
 
 
@@ -788,7 +787,7 @@ def decode(cur: Cursor, shape: tuple[int, int, int], bits: int, net: IntNet,
             order, groups = _grouped(table)
             # Symbols table by table, joined in that order, then put back in pass order
             # at once (one numpy assignment per pass instead of one per table).
-            symbols = np.concatenate([coder.decode(_model(t, bits)[0], b - a)
+            symbols = np.concatenate([coder.decode(_model(t, bits), b - a)
                                       for t, a, b in groups] or [np.empty(0, np.int32)])
             values = np.empty(pos.size, dtype=np.float64)
             values[order] = symbols

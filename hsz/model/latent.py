@@ -195,6 +195,20 @@ def hidden_units(payload_bytes: float) -> int:
     return HIDDEN_DEFAULT
 
 
+def half_knots(bands: int) -> int:
+    """The knots a basis of this many bands is stored at when the plan thins it: half the
+    bands, for scenes of more than 256 (0: never thinned)."""
+    return -(-bands // 2) if bands > 256 else 0
+
+
+def _planned(shape: tuple[int, int, int], k: int, hidden: int, knots: int = 0
+             ) -> LatentConfig:
+    """The configuration every plan has, for ``shape`` (bands, H, W) and these choices."""
+    bands, h, w = shape
+    return LatentConfig(bands, h, w, k=k, levels=default_levels(h, w), hidden=hidden,
+                        knots=knots, transform=DEFAULT_TRANSFORM, shrink=True)
+
+
 def network_bytes(config: LatentConfig) -> float:
     """Bytes of the context network, the per-channel biases and the grid headers.
 
@@ -872,10 +886,8 @@ class LatentFamily(ModelFamily):
         # payload, 42.1 dB against 55.9; at 0.7 26 %, 83.0 dB against 54.0; at 1.0 20 %,
         # 74.5 dB against 52.1.
         hidden = hidden_units(payload_bytes)
-        full = LatentConfig(bands, h, w, k=min(most, bands), levels=default_levels(h, w),
-                            hidden=hidden, transform=DEFAULT_TRANSFORM, shrink=True)
-        knots = -(-bands // 2) if bands > 256 and \
-            fixed_bytes(full) > KNOTS_SHARE * payload_bytes else 0
+        full = _planned(shape, min(most, bands), hidden)
+        knots = half_knots(bands) if fixed_bytes(full) > KNOTS_SHARE * payload_bytes else 0
         # Where the basis is cheap (few bands), as many components as 2 % of the payload
         # can describe: the fit drops those its start leaves (nearly) empty
         # (:func:`hsz.model.latent_fit.worth_keeping`), so a generous count costs little.
@@ -887,8 +899,7 @@ class LatentFamily(ModelFamily):
         for k in sorted({min(most, bands), 16, 12, 8, 6, 4, 3, LEAST_K}, reverse=True):
             if k > bands or k > most:
                 continue
-            config = LatentConfig(bands, h, w, k=k, levels=default_levels(h, w), knots=knots,
-                                  hidden=hidden, transform=DEFAULT_TRANSFORM, shrink=True)
+            config = _planned(shape, k, hidden, knots)
             # The fixed part may take at most about a third of the payload: the rest is
             # latents.  0.35, not 1/3: rule 2's network reads 10 more features (160 bytes),
             # which alone took the corn kernels at 0.1 bpppb from 6 components to 4 (35.07
@@ -898,16 +909,13 @@ class LatentFamily(ModelFamily):
         return None
 
     def smallest_payload_bytes(self, shape: tuple[int, int, int]) -> float:  # type: ignore[override]
-        bands, h, w = shape
+        bands = shape[0]
         # The least payload whose own width's fixed part fits (a wider network above a
         # step may need more than the step itself), with the knots the plan takes there:
         # at the least payload the full basis is always over KNOTS_SHARE of it.
-        knots = -(-bands // 2) if bands > 256 else 0
         low = 0.0
         for below, width in (*HIDDEN_STEPS, (math.inf, HIDDEN_DEFAULT)):
-            least_plan = LatentConfig(bands, h, w, k=min(LEAST_K, bands),
-                                      levels=default_levels(h, w), hidden=width, knots=knots,
-                                      transform=DEFAULT_TRANSFORM, shrink=True)
+            least_plan = _planned(shape, min(LEAST_K, bands), width, half_knots(bands))
             least = max(low, fixed_bytes(least_plan) / FIXED_SHARE)
             if least < below:
                 return least

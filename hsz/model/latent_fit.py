@@ -614,12 +614,13 @@ def _warm_sample(model: LatentModel, qs: list[Tensor], gen: torch.Generator) -> 
     share = min(1.0, WARM_CAP / expected) if expected > 0 else 1.0
     for lvl, q in enumerate(qs):
         c, h, w = q.shape
+        n = c * h * w
         flat = q.reshape(-1)
-        if flat.numel() <= WARM_WHOLE:
-            idx = torch.arange(flat.numel(), device=q.device)
-            weights = torch.ones(flat.numel(), device=q.device)
+        if n <= WARM_WHOLE:
+            idx = torch.arange(n, device=q.device)
+            weights = torch.ones(n, device=q.device)
         else:
-            u = torch.rand(flat.numel(), generator=gen).to(q.device)
+            u = torch.rand(n, generator=gen).to(q.device)
             idx = torch.nonzero(u < torch.where(flat != 0, share, share * WARM_ZEROS)
                                 ).reshape(-1)
             weights = torch.where(flat[idx] != 0, 1.0 / share, 1.0 / (share * WARM_ZEROS))
