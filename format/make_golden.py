@@ -1,4 +1,4 @@
-"""Write the golden files in format/v1.0/ to v1.7/ from small crops of real scenes.
+"""Write the golden files in format/v1.0/ to v1.8/ from small crops of real scenes.
 
 For each case it writes ``<name>.hsz``, ``<name>.info.json`` (``hsz.codec.describe``),
 ``<name>.decoded.npy`` (the decoded cube's samples, bands first) and ``<name>.sha256``
@@ -31,9 +31,13 @@ Format 1.7 cases: grids under context rule 3 (rule 2 with its channel biases as 
 codes): the ``latent`` family on the same crop, and a codec-only file of three grids whose
 biases have different exponents, negative values, jumps and both kinds of prediction
 (``c − 1`` below ``group``, ``c − group`` above).
+Format 1.8 cases: grids under context rule 4 (rule 3 with the network's layers as
+Exp-Golomb codes): the ``latent`` family on the same crop, and a codec-only file of three
+grids, two sharing a three-layer network whose tensors have different exponents (an int16
+extreme, odd values, an all-zero bias) and one with its own two layers.
 
 Run from the repository root with ``../shared/data`` beside it:
-``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4|1.5|1.6|1.7]`` (default 1.0).
+``python format/make_golden.py [1.0|1.1|1.2|1.3|1.4|1.5|1.6|1.7|1.8]`` (default 1.0).
 """
 
 from __future__ import annotations
@@ -302,6 +306,51 @@ def cases_1_7() -> dict[str, bytes]:
     return {"latent_ip_u16": latent, "packed_bias": packed}
 
 
+def cases_1_8() -> dict[str, bytes]:
+    """Format 1.8 files: grids under context rule 4 (rule 3 with the network's layers
+    stored as Exp-Golomb codes)."""
+    from hsz import codec
+    from hsz.codec import context
+    from hsz.codec.payload import Grid
+
+    latent = _latent_ip_crop()
+    rng = np.random.default_rng(18)
+    rule, width = context.RULE_PACKED_NET, context.inputs(context.RULE_PACKED_NET)
+    coarse = np.rint(rng.laplace(0, 3, (4, 10, 8))).astype(np.int32)
+    sparse = np.where(rng.random((9, 20, 16)) < 0.08,
+                      np.rint(rng.laplace(0, 4, (9, 20, 16))), 0).astype(np.int32)
+    # Three layers whose tensors exercise the exponents: weights of the first layer are
+    # multiples of 4 (exponent 2) with one at the int16 extreme, the second's are odd
+    # (exponent 0), the last's multiples of 32; the layer biases are multiples of 2^20,
+    # odd, and all zero (exponent 0, the writer's choice for an all-zero tensor).
+    w1 = 4 * np.rint(rng.normal(0, 30, (6, width))).astype(np.int64)
+    w1[0, 0] = -32768
+    w2 = 2 * np.rint(rng.normal(0, 40, (4, 6))).astype(np.int64) + 1
+    w3 = 32 * np.vstack([-np.abs(np.rint(rng.normal(0, 6, 4))),
+                         np.abs(np.rint(rng.normal(0, 4, 4)))]).astype(np.int64)
+    b1 = (1 << 20) * np.array([3, -1, 0, 7, -2, 1])
+    b2 = np.array([5, -17, 301, -1])
+    b3 = np.zeros(2, np.int64)
+    ratio = -16 * np.array([0, 3, 5, 9, 10, 14, 40, 41, 47])
+    scale = 8 * np.array([-80, -72, -66, -40, -31, -30, -5, 0, 12])
+    sparse_net = context.IntNet(8, tuple(w.astype(np.int16) for w in (w1, w2, w3)),
+                                tuple(b.astype(np.int32) for b in (b1, b2, b3)),
+                                np.stack([ratio, scale], 1).astype(np.int16))
+    shared_net = context.IntNet(8, sparse_net.weights, sparse_net.biases,
+                                np.stack([np.zeros(9), scale - 40], 1).astype(np.int16))
+    coarse_net = context.IntNet.from_float([rng.normal(0, 0.2, (3, width)),
+                                            rng.normal(0, 0.3, (2, 3))],
+                                           [rng.normal(0, 0.5, 3), np.zeros(2)],
+                                           np.array([[-1.0, 2.0], [-2.3, 1.5], [-0.7, 1.1],
+                                                     [-3.1, 0.9]]) + 1 / 256)
+    grids = {"coarse": Grid(coarse, 8, coarse_net, rule=rule, group=2),
+             "sparse": Grid(sparse, 8, sparse_net, guide="coarse", rule=rule, group=3),
+             "sparse_half": Grid(sparse // 2, 8, shared_net, guide="coarse", shares="sparse",
+                                 rule=rule, group=2)}
+    packed = codec.pack({"note": "rule-4 grid conformance file; no model"}, {}, grids=grids)
+    return {"latent_ip_u16": latent, "packed_net": packed}
+
+
 def Cube_(*args, **kwargs):  # noqa: N802 - imported late so that --help needs no hsz
     from hsz.cube import Cube
 
@@ -352,8 +401,10 @@ def main(argv: list[str]) -> int:
         made = cases_1_6()
     elif version == "1.7":
         made = cases_1_7()
+    elif version == "1.8":
+        made = cases_1_8()
     else:
-        print(f"unknown version {version}; use 1.0 to 1.7", file=sys.stderr)
+        print(f"unknown version {version}; use 1.0 to 1.8", file=sys.stderr)
         return 2
     for name, buf in made.items():
         path = out / f"{name}.hsz"

@@ -10,8 +10,8 @@ symbol of every file is checked without hsz.  Format 1.2 band curves (``BNDS``, 
 Format 1.3 tiled files (§4.7) are checked tile by tile: each ``TILE`` payload is read as a
 file of its own, its window checked against the grid the scene's tile size gives.  Format
 1.4 tiles with a margin are checked against their window grown by the margin.  Grids under
-context rules 1 (1.5), 2 (1.6) and 3 (1.7, whose channel biases are Exp-Golomb codes) are
-decoded by the same plain loops.
+context rules 1 (1.5), 2 (1.6), 3 (1.7, whose channel biases are Exp-Golomb codes) and 4
+(1.8, whose network layers are Exp-Golomb codes too) are decoded by the same plain loops.
 
     python format/reader.py FILE.hsz            # print the info as JSON
     python format/reader.py --tensors FILE.hsz  # also decode and summarize every tensor/grid
@@ -224,6 +224,39 @@ def packed_bias(cur: Bytes, channels: int, group: int, name: str) -> np.ndarray:
                 raise ReaderError(f"grid {name}: channel bias beyond int16")
         cb[:, j] = [v * 2**q for v in k]
     return cb
+
+
+def packed_layers(cur: Bytes, n_layers: int, width: int, name: str
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rule 4's layers (SPEC §4.5): shapes, then (qw, rw, qb, rb) per layer, then one
+    Exp-Golomb stream of each layer's weights (row-major) and biases."""
+    shapes = []
+    for _ in range(n_layers):
+        o, i = cur.num("H"), cur.num("H")
+        if i != width or not 1 <= o <= 256:
+            raise ReaderError(f"grid {name}: layer {o}x{i} after width {width}")
+        shapes.append((o, i))
+        width = o
+    params = [tuple(cur.num("B") for _ in range(4)) for _ in range(n_layers)]
+    if any(qw > 15 or rw > 15 or qb > 31 or rb > 31 for qw, rw, qb, rb in params):
+        raise ReaderError(f"grid {name}: network exponents or orders out of range")
+    length = cur.num("I")
+    orders: list[int] = []
+    for (o, i), (_, rw, _, rb) in zip(shapes, params, strict=True):
+        orders += [rw] * (o * i) + [rb] * o
+    if len(orders) > 8 * length:
+        raise ReaderError(f"grid {name}: network stream too short")
+    z = golomb_values(cur.take(length), orders, f"grid {name} network")
+    layers, at = [], 0
+    for (o, i), (qw, _, qb, _) in zip(shapes, params, strict=True):
+        w = np.array([unzigzag(v) * 2**qw for v in z[at:at + o * i]], np.int64).reshape(o, i)
+        at += o * i
+        b = np.array([unzigzag(v) * 2**qb for v in z[at:at + o]], np.int64)
+        at += o
+        if w.min() < -(2**15) or w.max() >= 2**15 or b.min() < -(2**31) or b.max() >= 2**31:
+            raise ReaderError(f"grid {name}: network value beyond its integer width")
+        layers.append((w, b))
+    return layers
 
 
 def parse_bands(payload: bytes) -> list[tuple[str, int, np.ndarray]]:
@@ -648,7 +681,7 @@ def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: in
                 f += [gv(gy, gx), gv(gy - 1, gx), gv(gy + 1, gx), gv(gy, gx - 1), gv(gy, gx + 1)]
             else:
                 f += [0, 0, 0, 0, 0]
-            if rule in (2, 3):
+            if rule in (2, 3, 4):
                 b = c - group
                 f += [at(b, y, x), at(b, y - 1, x), at(b, y + 1, x), at(b, y, x - 1),
                       at(b, y, x + 1)]
@@ -658,7 +691,7 @@ def grid_features(grid: np.ndarray, guide: np.ndarray | None, c: int, parity: in
 
 
 #: SPEC §6.3: context rule -> (table zero, table count).
-RULE_TABLES = {0: (18, 64), 1: (30, 76), 2: (30, 76), 3: (30, 76)}
+RULE_TABLES = {0: (18, 64), 1: (30, 76), 2: (30, 76), 3: (30, 76), 4: (30, 76)}
 
 
 def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int, rule: int
@@ -676,7 +709,7 @@ def run_net(net: dict[str, Any], feats: np.ndarray, c: int, bits: int, rule: int
     centre = np.clip(np.floor_divide(mu + half, 2**frac), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     zero, count = RULE_TABLES[rule]
     t = np.clip(np.floor_divide(ls * 6 + half, 2**frac) + zero, 0, count - 1) + 30 - zero
-    if rule in (2, 3):
+    if rule in (2, 3, 4):
         j = np.clip(np.floor_divide(-2 * mu + half, 2**frac), 0, 48)
         return centre * 0, [(int(a), int(b)) for a, b in zip(t, j, strict=True)]
     return centre, [int(a) for a in t]
@@ -697,7 +730,7 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
         bits, rule = cur.num("B"), cur.num("B")
         if not 2 <= bits <= 16 or rule not in RULE_TABLES:
             raise ReaderError(f"grid {name}: bits {bits}, rule {rule}")
-        group = cur.num("B") if rule in (2, 3) else 1
+        group = cur.num("B") if rule in (2, 3, 4) else 1
         if group < 1:
             raise ReaderError(f"grid {name}: group {group}")
         n = cur.num("H")
@@ -710,26 +743,30 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
             if shares not in networks:
                 raise ReaderError(f"grid {name}: shares {shares}, not an earlier grid")
             frac, layers = networks[shares]
-            if layers[0][0].shape[1] != (38 if rule in (2, 3) else 28):
+            if layers[0][0].shape[1] != (38 if rule in (2, 3, 4) else 28):
                 raise ReaderError(f"grid {name}: shares a network of another rule's width")
         else:
-            width = 38 if rule in (2, 3) else 28
+            width = 38 if rule in (2, 3, 4) else 28
             frac, n_layers = cur.num("B"), cur.num("B")
             if frac > 12 or not 1 <= n_layers <= 4:
                 raise ReaderError(f"grid {name}: frac {frac}, {n_layers} layers")
-            layers = []
-            for _ in range(n_layers):
-                o, i = cur.num("H"), cur.num("H")
-                if i != width or not 1 <= o <= 256:
-                    raise ReaderError(f"grid {name}: layer {o}x{i} after width {width}")
-                w = np.frombuffer(cur.take(2 * o * i), "<i2").astype(np.int64).reshape(o, i)
-                b = np.frombuffer(cur.take(4 * o), "<i4").astype(np.int64)
-                layers.append((w, b))
-                width = o
+            if rule == 4:
+                layers = packed_layers(cur, n_layers, width, name)
+                width = layers[-1][0].shape[0]
+            else:
+                layers = []
+                for _ in range(n_layers):
+                    o, i = cur.num("H"), cur.num("H")
+                    if i != width or not 1 <= o <= 256:
+                        raise ReaderError(f"grid {name}: layer {o}x{i} after width {width}")
+                    w = np.frombuffer(cur.take(2 * o * i), "<i2").astype(np.int64).reshape(o, i)
+                    b = np.frombuffer(cur.take(4 * o), "<i4").astype(np.int64)
+                    layers.append((w, b))
+                    width = o
             if width != 2:
                 raise ReaderError(f"grid {name}: the network ends with {width} outputs")
         networks[name] = (frac, layers)
-        if rule == 3:
+        if rule in (3, 4):
             cb = packed_bias(cur, shape[0], group, name)
         else:
             cb = np.frombuffer(cur.take(4 * shape[0]), "<i2").astype(np.int64).reshape(
@@ -741,9 +778,9 @@ def parse_lats(payload: bytes, decode: bool = False) -> list[dict[str, Any]]:
         net = {"frac": frac, "layers": layers, "channel_bias": cb}
         entry = {"info": {"name": name, "shape": shape, "bits": bits,
                           **({"rule": rule} if rule else {}),
-                          **({"group": group} if rule in (2, 3) else {}), "guide": guide,
+                          **({"group": group} if rule in (2, 3, 4) else {}), "guide": guide,
                           "context_layers": [list(w.shape) for w, _ in layers],
-                          "bytes": length}, "channel_bias": cb}
+                          "bytes": length}, "channel_bias": cb, "layers": layers}
         if decode:
             ans = AnsStream(list(struct.unpack(f"<{length // 4}I", stream)))
             grid = np.zeros(shape, dtype=np.int64)

@@ -257,16 +257,17 @@ def test_golden_file_1_5(path: Path) -> None:
 
 
 #: Golden files whose grids use rule 2's model: (file, format version, its rule).
-GOLDEN_RATIO = [(p, version, rule) for version, rule in (("1.6", 2), ("1.7", 3))
+GOLDEN_RATIO = [(p, version, rule) for version, rule in (("1.6", 2), ("1.7", 3), ("1.8", 4))
                 for p in sorted((HERE / f"v{version}").glob("*.hsz"))]
 
 
 @pytest.mark.parametrize(("path", "version", "rule"), GOLDEN_RATIO,
                          ids=[f"{v}-{p.stem}" for p, v, _ in GOLDEN_RATIO])
 def test_golden_file_ratio_rules(path: Path, version: str, rule: int) -> None:
-    """Grids under context rule 2 (zero ratio, group feature; 1.6) and rule 3 (the same
-    with packed channel biases; 1.7), decoded by hsz and by the reader: a misread bias
-    would change the tables and so every later symbol."""
+    """Grids under context rule 2 (zero ratio, group feature; 1.6), rule 3 (the same with
+    packed channel biases; 1.7) and rule 4 (packed layers too; 1.8), decoded by hsz and by
+    the reader: a misread bias or weight would change the tables and so every later
+    symbol."""
     buf = path.read_bytes()
     expected = _matches_its_info(path, buf, version)
     assert {g["rule"] for g in expected["grids"]} == {rule}
@@ -345,6 +346,55 @@ def test_golden_1_7_packs_biases_of_every_kind() -> None:
     assert exponents >= {0, 3, 4, "zero"}
     theirs = [e["channel_bias"] for e in reader.parse_lats(payload)]
     assert all(np.array_equal(a, b) for a, b in zip(biases, theirs, strict=True))
+
+
+def test_golden_1_8_packs_layers_of_every_kind() -> None:
+    """The conformance file's layers use weight exponents 0, 2 and 5, bias exponents 0 and
+    20 and an all-zero bias, an int16 extreme and a third layer; hsz and the reader read
+    the same integers."""
+    from hsz.codec import context
+
+    buf = (HERE / "v1.8" / "packed_net.hsz").read_bytes()
+    lats = next(s for s in reader.parse_container(buf)["sections"] if s["type"] == "LATS")
+    entries = reader.parse_lats(lats["payload"])
+    assert [e["info"]["rule"] for e in entries] == [4, 4, 4]
+    ours = unpack(buf).grids
+    assert len(entries) == len(ours) == 3
+
+    def exponent(values: np.ndarray) -> int | str:
+        v = np.asarray(values, np.int64)
+        if not v.any():
+            return "zero"
+        q = 0
+        while not np.any(v % (1 << (q + 1))):
+            q += 1
+        return q
+
+    sparse = entries[1]["layers"]
+    assert len(sparse) == 3 and sparse[0][0].min() == -32768
+    assert [exponent(w) for w, _ in sparse] == [2, 0, 5]
+    assert [exponent(b) for _, b in sparse] == [20, 0, "zero"]
+    assert entries[2]["layers"] is sparse  # shared, not stored twice
+    # hsz's own reading of the same bytes.
+    from hsz.codec.binio import Cursor
+
+    cur = Cursor(lats["payload"], 0, "test")
+    cur.u32()
+    known: dict = {}
+    nets: dict = {}
+    import importlib
+
+    pack_module = importlib.import_module("hsz.codec.pack")
+    for entry in entries:
+        name, shape, _bits, rule, _group, _guide, net = pack_module._read_grid_header(
+            cur, known, nets)
+        known[name], nets[name] = shape, net
+        assert rule == context.RULE_PACKED_NET
+        assert len(net.weights) == len(entry["layers"])
+        for w, b, (tw, tb) in zip(net.weights, net.biases, entry["layers"], strict=True):
+            assert np.array_equal(w.astype(np.int64), tw)
+            assert np.array_equal(b.astype(np.int64), tb)
+        cur.take(cur.u64())
 
 
 def test_golden_1_2_covers_every_curve_and_difference_method() -> None:

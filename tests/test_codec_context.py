@@ -49,10 +49,10 @@ def test_scale_table_literals_are_the_stated_laplace_bins() -> None:
 
 
 @pytest.mark.parametrize(("rule", "version"),
-                         [(0, (1, 1)), (1, (1, 5)), (2, (1, 6)), (3, (1, 7))])
+                         [(0, (1, 1)), (1, (1, 5)), (2, (1, 6)), (3, (1, 7)), (4, (1, 8))])
 def test_grids_round_trip_exactly_and_cost_what_they_say(rule: int, version: tuple) -> None:
     """Every rule round-trips; a file is 1.5 only when a grid uses rule 1's finer tables,
-    1.6 when one uses rule 2, 1.7 when one uses rule 3."""
+    1.6 when one uses rule 2, 1.7 when one uses rule 3, 1.8 when one uses rule 4."""
     grids = _grids(rule=rule)
     data = pack({"shape": [1, 1, 1]}, {}, grids=grids)
     u = unpack(data)
@@ -434,4 +434,82 @@ def test_damaged_packed_biases_are_refused_in_one_line() -> None:
     for what, data in cases.items():
         with pytest.raises(FormatError) as err:
             context.read_packed_bias(Cursor(data, 0, "bias"), 20, 3)
+        assert "\n" not in str(err.value), what
+
+
+def _layers(rng: np.random.Generator, shapes: list[tuple[int, int]]
+            ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    ws = tuple(rng.integers(-32768, 32768, s).astype(np.int16) for s in shapes)
+    bs = tuple(rng.integers(-(1 << 31), 1 << 31, s[0]).astype(np.int32) for s in shapes)
+    return ws, bs
+
+
+def test_packed_layers_round_trip_any_integers() -> None:
+    """Lossless for any int16 weights and int32 biases, extremes, multiples of powers of
+    two and all-zero tensors included; the writer finds each tensor's exponent."""
+    rng = np.random.default_rng(4)
+    cases = [_layers(rng, [(5, 38), (2, 5)]),
+             _layers(rng, [(1, 3)]),
+             ((np.full((2, 4), -32768, np.int16), np.full((3, 2), 32767, np.int16),
+               (np.arange(6).reshape(2, 3) * 4096).astype(np.int16)),
+              (np.array([-(1 << 31), (1 << 31) - 1], np.int32), np.zeros(3, np.int32),
+               np.array([1 << 30, -(1 << 30)], np.int32)))]
+    for ws, bs in cases:
+        data = context.packed_layer_bytes(ws, bs)
+        cur = Cursor(data, 0, "layers")
+        got_w, got_b = context.read_packed_layers(cur, len(ws))
+        assert cur.remaining == 0
+        for a, b in zip((*ws, *bs), (*got_w, *got_b), strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+    # Exponents as the writer chose them: 12 for multiples of 4096, 30 for ±2^30.
+    ws, bs = cases[2]
+    head = context.packed_layer_bytes(ws, bs)[4 * len(ws):4 * len(ws) + 4 * len(ws)]
+    assert head[8] == 12 and head[10] == 30 and head[6] == 0  # all-zero biases: exponent 0
+
+
+def test_rule_4_saves_exactly_the_layers_coding() -> None:
+    """Rule 4 differs from rule 3 only in the layers' bytes; the grids decode alike."""
+    rng = np.random.default_rng(12)
+    levels = np.where(rng.random((6, 16, 16)) < 0.2,
+                      np.rint(rng.laplace(0, 3, (6, 16, 16))), 0).astype(np.int32)
+    net = _net(rng, context.inputs(context.RULE_PACKED_NET), 6)
+    sizes = {}
+    for rule in (context.RULE_PACKED, context.RULE_PACKED_NET):
+        data = pack({}, {}, grids={"g": Grid(levels, 8, net, rule=rule, group=3)})
+        u = unpack(data)
+        assert np.array_equal(u.grids["g"], levels)
+        sizes[rule] = len(data)
+    raw = len(net.layer_bytes(context.RULE_PACKED))
+    coded = len(net.layer_bytes(context.RULE_PACKED_NET))
+    assert coded < 0.8 * raw
+    assert sizes[context.RULE_PACKED] - sizes[context.RULE_PACKED_NET] == raw - coded
+
+
+def test_damaged_packed_layers_are_refused_in_one_line() -> None:
+    ws = (np.arange(-40, 40).reshape(2, 40).astype(np.int16) * 4,
+          np.array([[3, -5], [7, 1]], np.int16))
+    bs = (np.array([256, -512], np.int32), np.array([0, 9], np.int32))
+    good = context.packed_layer_bytes(ws, bs)
+    at = 4 * len(ws)  # the exponents and orders follow the shapes
+    length_at = at + 4 * len(ws)
+    stream_len = int.from_bytes(good[length_at:length_at + 4], "little")
+    stream = good[length_at + 4:]
+
+    def with_length(n: int, body: bytes) -> bytes:
+        return good[:length_at] + n.to_bytes(4, "little") + body
+
+    cases = {
+        "weight exponent": good[:at] + bytes([16]) + good[at + 1:],
+        "bias order": good[:at + 3] + bytes([32]) + good[at + 4:],
+        "too short for the count": with_length(1, stream[:1]),
+        "ends early": with_length(stream_len - 1, stream[:-1]),
+        "left over": with_length(stream_len + 1, stream + b"\0"),
+        # Exponent 15 turns the weights' multiples (of 4, so 2..160 after zigzag) beyond
+        # int16.
+        "weight range": good[:at] + bytes([15]) + good[at + 1:],
+        "layer shape": (0).to_bytes(2, "little") + good[2:],
+    }
+    for what, data in cases.items():
+        with pytest.raises(FormatError) as err:
+            context.read_packed_layers(Cursor(data, 0, "layers"), len(ws))
         assert "\n" not in str(err.value), what

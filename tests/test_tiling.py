@@ -76,8 +76,8 @@ def test_tiled_file_round_trips_with_its_metadata(mosaic: Path, encoded: tuple[P
     original = io.read(mosaic)
     budget = api.target_bytes(original.shape, bpppb=SETTINGS["bpppb"])
     assert len(data) <= budget
-    # Tiles with a margin are 1.4; tiles whose grids use context rule 3 make the file 1.7.
-    assert read_container(data).version == (1, 7)
+    # Tiles with a margin are 1.4; tiles whose grids use context rule 4 make the file 1.8.
+    assert read_container(data).version == (1, 8)
     # Each tile's own file covers its window grown by the margin, inside the scene.
     f = TiledFile(data)
     grid = TileGrid(*original.shape[1:], TILE, TILE, margin=8)
@@ -163,8 +163,8 @@ def test_a_tiled_file_is_the_newest_version_any_part_needs(mosaic: Path) -> None
     with io.open_scene(mosaic) as scene:
         result = api.encode_scene(scene, **{**SETTINGS, "epochs": 1}, margin=0)
     f = TiledFile(result.data)
-    assert read_container(result.data).version == (1, 7)
-    assert {read_container(f.tile_bytes(i)).version for i in range(len(f.tiles))} == {(1, 7)}
+    assert read_container(result.data).version == (1, 8)
+    assert {read_container(f.tile_bytes(i)).version for i in range(len(f.tiles))} == {(1, 8)}
     assert read_container(pack_tiled(f.meta, {}, [])).version == (1, 3)
     assert "margin" not in TiledFile(result.data).meta["tiles"]
     assert api.decode(result.data).shape == io.read(mosaic).shape

@@ -32,7 +32,7 @@ from hsz.errors import FormatError
 
 SIGNATURE = b"\x89HSZ\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 7
+FORMAT_MINOR = 8
 
 HEADER = struct.Struct("<8sHHIQI")  # 28 bytes
 ENTRY = struct.Struct("<4sIQQI")  # 28 bytes

@@ -75,6 +75,8 @@ FINE_RULE_MINOR = 5
 RATIO_RULE_MINOR = 6
 #: Files whose grids use context rule 3 (rule 2 with its channel biases coded) are 1.7.
 PACKED_RULE_MINOR = 7
+#: Files whose grids use context rule 4 (rule 3 with the network's layers coded) are 1.8.
+PACKED_NET_MINOR = 8
 RAW_STORED, RAW_ZLIB = 0, 1
 
 
@@ -257,7 +259,7 @@ def _grid_section(grids: Mapping[str, Grid]) -> bytes:
                   binio.u8(g.group) if g.rule in context.RATIO_RULES else b"",
                   binio.u16(len(guide_name)), guide_name,
                   binio.u16(len(shares_name)), shares_name,
-                  b"" if g.shares is not None else g.net.layer_bytes(),
+                  b"" if g.shares is not None else g.net.layer_bytes(g.rule),
                   g.net.bias_bytes(g.rule, g.group),
                   binio.u64(len(stream)), stream]
         levels[name] = lv
@@ -308,6 +310,8 @@ def pack_quantized(meta: Mapping[str, Any], qtensors: Mapping[str, QuantizedTens
         minor = RATIO_RULE_MINOR
     if context.RULE_PACKED in coded.rules:
         minor = PACKED_RULE_MINOR
+    if context.RULE_PACKED_NET in coded.rules:
+        minor = PACKED_NET_MINOR
     return write_container(sections, minor=minor)
 
 
@@ -486,7 +490,7 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
     if shares is not None and shares not in nets:
         raise cur.fail(f"grid {name!r} shares the network of {shares!r}, which is not an "
                        "earlier grid")
-    layers = nets[shares] if shares is not None else context.IntNet.read_layers(cur)
+    layers = nets[shares] if shares is not None else context.IntNet.read_layers(cur, rule)
     net = layers.with_bias(cur, shape[0], rule, group)
     return name, (shape[0], shape[1], shape[2]), bits, rule, group, guide, net
 

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hsz.codec.context import RULE_PACKED, IntNet, inputs
+from hsz.codec.context import DEFAULT_RULE, IntNet, inputs
 from hsz.codec.payload import Grid, Payload, Stored
 from hsz.errors import RateError
 from hsz.model import wavelet
@@ -212,12 +212,15 @@ def _planned(shape: tuple[int, int, int], k: int, hidden: int, knots: int = 0
 def network_bytes(config: LatentConfig) -> float:
     """Bytes of the context network, the per-channel biases and the grid headers.
 
-    Rule 3 codes the biases (:func:`hsz.codec.context.packed_bias_bytes`): 1.7 bytes a
-    channel on CAVE chart and toy at 0.1 bpppb, where int16 pairs took 4.
+    Rule 3 codes the channel biases (:func:`hsz.codec.context.packed_bias_bytes`): 1.7
+    bytes a channel on CAVE chart and toy at 0.1 bpppb, where int16 pairs took 4.  Rule 4
+    codes the layers too (:func:`hsz.codec.context.packed_layer_bytes`): about a byte a
+    weight (182 bytes for 170 values on CAVE chart and toy at 0.05, 85 for 84 on Samson),
+    where int16 took two.
     """
     hid, n_levels = config.hidden, config.levels
     channels = sum(config.channels(lvl) for lvl in range(n_levels))
-    return 2 * (inputs() * hid + hid * 2) + 4 * (hid + 2) + 2 * channels + 48 * n_levels
+    return 1.1 * (inputs() * hid + hid * 2) + 2 * (hid + 2) + 2 * channels + 48 * n_levels
 
 
 def fixed_bytes(config: LatentConfig) -> float:
@@ -437,7 +440,7 @@ def _grids(config: LatentConfig, levels: list[np.ndarray], net: dict[str, np.nda
         name = level_name(lvl)
         guide = level_name(lvl + 1) if lvl + 1 < config.levels else None
         grids[name] = Grid(levels[lvl], grid_bits(config, levels[lvl]), intnet, guide=guide,
-                           shares=first, rule=RULE_PACKED, group=grid_group(config, lvl))
+                           shares=first, rule=DEFAULT_RULE, group=grid_group(config, lvl))
         first = first or name
     return grids
 
