@@ -269,7 +269,8 @@ def _preset_help() -> str:
     for i in model_ids():
         family = get_family(i)
         said = "; ".join(f"{n} = {d}" for n, d in family.presets.items())
-        parts.append(f"{i}: {said} (default {family.default_preset})")
+        note = f"; {family.preset_note}" if family.preset_note else ""
+        parts.append(f"{i}: {said} (default {family.default_preset}{note})")
     batch = PRESETS[get_family("hiner").default_preset].batch_cpu
     return ("Trade encoding time for quality. " + ". ".join(parts)
             + f" (for hiner, a step fits {batch} bands on CPU).")

@@ -604,6 +604,31 @@ def test_a_fit_never_ends_worse_than_its_start(crop: Cube, monkeypatch: Any) -> 
     assert wild.quality["psnr_band_mean"] > calm.quality["psnr_band_mean"] - 1.0
 
 
+def test_large_frames_keep_the_rounded_start_without_training(crop: Cube,
+                                                              monkeypatch: Any) -> None:
+    """From START_ONLY_FROM_PIXELS up (here lowered to the crop's size) a preset runs no
+    iteration: the file is the start after its rate-distortion rounding, and progress counts
+    the start's steps to the end.  An explicit iteration count still trains."""
+    from hsz.model import latent_fit
+
+    h, w = crop.shape[1:]
+    monkeypatch.setattr(latent_fit, "START_ONLY_FROM_PIXELS", h * w)
+    seen: list[dict[str, Any]] = []
+    kept = api.encode(crop, bpppb=3.0, model="latent", preset="max", seed=0,
+                      progress=seen.append)
+    assert seen and all(r["unit"] == "start steps" for r in seen)
+    assert seen[-1]["epoch"] == seen[-1]["epochs"] == len(latent_fit.WARM_ROUNDS_SMALL) + 1
+    assert kept.meta["encoder"]["epochs"] == 0
+    # Presets differ only in iterations, so every preset gives this same cube (the files
+    # differ only in the preset their metadata names).
+    fast = api.encode(crop, bpppb=3.0, model="latent", preset="fast", seed=0)
+    assert fast.size == kept.size
+    assert np.array_equal(api.decode(fast.data).data, api.decode(kept.data).data)
+    trained = api.encode(crop, bpppb=3.0, model="latent", preset="fast", epochs=6, seed=0)
+    assert trained.meta["encoder"]["epochs"] == 7
+    assert api.decode(kept.data).data.shape == crop.shape
+
+
 def test_dead_zone_rounding_twins_agree_and_keep_small_values_at_zero() -> None:
     """The training twin's rounding and landing's are the same integers; with a dead zone
     of 0.2 a value needs 0.7 to become 1, and every bin edge moves out by as much."""

@@ -83,6 +83,8 @@ class ModelFamily(ABC):
     id: str = ""
     summary: str = ""
     presets: Mapping[str, str] = {}
+    #: What holds for every preset, said once after them in ``--help`` (may be empty).
+    preset_note: str = ""
     default_preset: str = ""
     #: Most values (bands x rows x cols) one fit should hold: larger scenes are coded in
     #: tiles of at most this many, so a fit's memory is bounded (about 1 GB at this size

@@ -861,6 +861,7 @@ class LatentFamily(ModelFamily):
                + (f" (context network on every {sc.context_every}th)"
                   if sc.context_every > 1 else "")
                for name, sc in SCHEDULES.items()}
+    preset_note = "frames of 2^17 pixels or more keep the rounded start under every preset"
     default_preset = "balanced"
 
     def config_from_json(self, obj: Any) -> LatentConfig:

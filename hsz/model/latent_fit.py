@@ -16,7 +16,8 @@ The latents are trained against the bits their own entropy model charges them (D
 Training starts from a file already at the goal rate (the wavelet subbands of the cube's
 principal-component maps, the entropy model warm-started on them) and keeps it where
 training does not beat it; the start is then rounded for rate and distortion
-(:func:`rd_polish`).
+(:func:`rd_polish`).  Frames of :data:`START_ONLY_FROM_PIXELS` or more keep the start
+without training, where it was measured never to lose.
 """
 
 from __future__ import annotations
@@ -80,6 +81,16 @@ ABLATION: dict[str, Any] = {}
 #: (about 100x100), fast preset: noisy better by 0.9 dB (Jasper 0.05 and 0.5) and 2.1 dB
 #: (Samson 0.05).  0 would mix everywhere.
 MIXED_FROM_PIXELS = 1 << 17
+
+#: Frames of at least this many pixels keep their start (the warm-started, rate-distortion
+#: rounded principal-component wavelet subbands) under every preset: no gradient phase
+#: runs unless ``epochs`` asks for one.  On CAVE chart and toy (512x512) training never beat
+#: the start: at 0.05 bpppb after 10, 40, 150 and 300 iterations (``fast``), at 0.5 after
+#: 300 (54.97 dB at the goal rate against 55.65 for the start before its rounding), and
+#: under ``balanced`` at 0.1 it diverged (48.4 dB after 300 iterations, 32 dB after 900, λ
+#: from 21 to 6,400), each time ending where the start was kept, after up to an hour on
+#: two cores; the benchmark's 12 CAVE files were all the start.
+START_ONLY_FROM_PIXELS = MIXED_FROM_PIXELS
 
 #: Entries of the noise table beyond the latents' count: the random starts of its windows.
 NOISE_SLACK = 1 << 16
@@ -648,7 +659,7 @@ def _sample_bits(model: LatentModel, sample: _Sample) -> Tensor:
 
 
 def warm_start(model: LatentModel, goal_bits: float, rounds: tuple[int, ...] = WARM_ROUNDS,
-               seed: int = 0) -> None:
+               seed: int = 0, report: Callable[[int], None] | None = None) -> None:
     """Train the entropy model on the starting latents, then move every step so that the
     latents cost the goal under it; again each round, since the model learns at the new
     steps too (the first round moved CAVE's steps by about 1.2 octaves, the fourth by
@@ -664,9 +675,11 @@ def warm_start(model: LatentModel, goal_bits: float, rounds: tuple[int, ...] = W
     then chosen on the exact bits of the whole grids.
     """
     gen = torch.Generator().manual_seed(seed)
-    for steps in rounds:
+    for i, steps in enumerate(rounds):
         train_entropy(model, steps, gen)
         settle_step(model, goal_bits)
+        if report is not None:
+            report(i + 1)
 
 
 def train_entropy(model: LatentModel, steps: int, gen: torch.Generator) -> None:
@@ -1101,6 +1114,8 @@ def _fit(job: FitJob, schedule: Schedule) -> Fitted:
     main, final, every = schedule.main, schedule.final, schedule.context_every
     if job.epochs is not None:  # an explicit count scales both phases
         main, final = max(1, int(job.epochs)), max(1, int(job.epochs) // 6)
+    elif config.height * config.width >= START_ONLY_FROM_PIXELS:
+        main = final = 0
     dev = resolve_device(job.device)
     keep_freed_memory()
     start = time.perf_counter()
@@ -1131,9 +1146,17 @@ def _fit(job: FitJob, schedule: Schedule) -> Fitted:
         goal = aim()
         rounds = WARM_ROUNDS if config.height * config.width >= MIXED_FROM_PIXELS else \
             WARM_ROUNDS_SMALL
+        # Progress counts the start's steps (its warm rounds, then its rounding when it is
+        # the file), then the iterations: a 512x512 start takes a minute or more.
+        start_steps = len(rounds) + (1 if main + final == 0 else 0)
+
+        def start_step(done: int) -> None:
+            if job.progress is not None:
+                job.progress({"epoch": done, "epochs": start_steps, "unit": "start steps"})
+
         if rounds and ABLATION.get("context") != "none":
             model.deadzone = START_DEADZONE
-            warm_start(model, goal * n_values, rounds, job.seed)
+            warm_start(model, goal * n_values, rounds, job.seed, start_step)
             keep = worth_keeping(model, target.reshape(config.bands, -1), weight, job.budget)
             if len(keep) < config.k:
                 # The bytes of the components left out go to the others' latents.
@@ -1152,6 +1175,14 @@ def _fit(job: FitJob, schedule: Schedule) -> Fitted:
             start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             del start_recon
         start_deadzone = model.deadzone
+        if main + final == 0:
+            # The start is the file: round it for rate and distortion, and nothing else.
+            psnr = _keep_start(model, start_state, start_deadzone, goal * n_values, flat,
+                               wflat, job.seed)
+            start_step(start_steps)
+            return Fitted(config=config, state=_state(model, job, scored, weight),
+                          fit_psnr=psnr, iterations=0, device=str(dev),
+                          seconds=time.perf_counter() - start, history=[])
         if start_deadzone:
             # Training rounds to nearest (its straight-through phase moves latents across
             # the edges itself), from the step where that rounding costs the goal.
@@ -1244,35 +1275,52 @@ def _fit(job: FitJob, schedule: Schedule) -> Fitted:
                 # every latent by about the learning rate, and the straight-through
                 # gradient pushes zeros toward the rounding edge.  CAVE balloons at 0.05
                 # bpppb: 51.4 dB at the start, 49.6 after one iteration, 50.8 after 116.
-                model.load_state_dict(start_state)
-                model.deadzone = start_deadzone
-                if ABLATION.get("context") != "none":
-                    rd_polish(model, goal * n_values, flat, wflat, job.seed)
-                    keep_in_range(model)  # its steps may have become finer
-                _freeze_quantized(model)
-                recon, _ = model("round")
-            psnr = -float(_band_db(recon, flat, wflat))
-        state = {
-            **_float_tensors(model),
-            # The trained values in units of the step: rounded, they are the levels
-            # (``trained_levels``); landing's dead zone and finer steps read them too.
-            "values": [p.detach().cpu().numpy().astype(np.float32) for p in model.latents],
-            # How they round to the levels (:func:`dead_round`): the start's dead zone when
-            # the start is what the file keeps, else 0.
-            "deadzone": float(model.deadzone),
-            # Landing refits the basis, offsets and steps to the levels it settles on
-            # (:func:`hsz.model.latent.refit`), on the pixels the loss scores.
-            "target": job.target,
-            "scored": None if weight is None else scored,
-            "net": {
-                "w1": model.ctx1.weight.detach().cpu().numpy().astype(np.float64),
-                "b1": model.ctx1.bias.detach().cpu().numpy().astype(np.float64),
-                # Rule 2's outputs: log2 zero ratio, log2 scale.
-                "w2": model.ctx2.weight.detach().cpu().numpy().astype(np.float64),
-                "b2": model.ctx2.bias.detach().cpu().numpy().astype(np.float64),
-                "scale_bias": model.scale_bias.detach().cpu().numpy().astype(np.float64),
-                "ratio_bias": model.ratio_bias.detach().cpu().numpy().astype(np.float64),
-            },
-        }
+                psnr = _keep_start(model, start_state, start_deadzone, goal * n_values,
+                                   flat, wflat, job.seed)
+            else:
+                psnr = -float(_band_db(recon, flat, wflat))
+        state = _state(model, job, scored, weight)
     return Fitted(config=config, state=state, fit_psnr=psnr, iterations=total,
                   device=str(dev), seconds=time.perf_counter() - start, history=history)
+
+
+def _keep_start(model: LatentModel, start_state: dict[str, Tensor], deadzone: float,
+                goal_bits: float, flat: Tensor, wflat: Tensor | None, seed: int) -> float:
+    """Put the start back as the model, round it for rate and distortion
+    (:func:`rd_polish`) and freeze it as stored; returns its metric (dB)."""
+    with torch.no_grad():
+        model.load_state_dict(start_state)
+        model.deadzone = deadzone
+        if ABLATION.get("context") != "none":
+            rd_polish(model, goal_bits, flat, wflat, seed)
+            keep_in_range(model)  # its steps may have become finer
+        _freeze_quantized(model)
+        recon, _ = model("round")
+        return -float(_band_db(recon, flat, wflat))
+
+
+def _state(model: LatentModel, job: FitJob, scored: np.ndarray | None,
+           weight: Tensor | None) -> dict[str, Any]:
+    """What landing needs of a fitted model."""
+    return {
+        **_float_tensors(model),
+        # The trained values in units of the step: rounded, they are the levels
+        # (``trained_levels``); landing's dead zone and finer steps read them too.
+        "values": [p.detach().cpu().numpy().astype(np.float32) for p in model.latents],
+        # How they round to the levels (:func:`dead_round`): the start's dead zone when
+        # the start is what the file keeps, else 0.
+        "deadzone": float(model.deadzone),
+        # Landing refits the basis, offsets and steps to the levels it settles on
+        # (:func:`hsz.model.latent.refit`), on the pixels the loss scores.
+        "target": job.target,
+        "scored": None if weight is None else scored,
+        "net": {
+            "w1": model.ctx1.weight.detach().cpu().numpy().astype(np.float64),
+            "b1": model.ctx1.bias.detach().cpu().numpy().astype(np.float64),
+            # Rule 2's outputs: log2 zero ratio, log2 scale.
+            "w2": model.ctx2.weight.detach().cpu().numpy().astype(np.float64),
+            "b2": model.ctx2.bias.detach().cpu().numpy().astype(np.float64),
+            "scale_bias": model.scale_bias.detach().cpu().numpy().astype(np.float64),
+            "ratio_bias": model.ratio_bias.detach().cpu().numpy().astype(np.float64),
+        },
+    }
