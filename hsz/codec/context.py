@@ -407,9 +407,7 @@ def packed_bias_bytes(channel_bias: np.ndarray, group: int) -> bytes:
     codes = []
     for j in range(2):
         vals = [int(v) for v in cb[:, j]]
-        q = 0
-        while q < MAX_BIAS_SHIFT and any(vals) and all(v % (1 << (q + 1)) == 0 for v in vals):
-            q += 1
+        q = _common_exponent(vals, MAX_BIAS_SHIFT)
         k = [v >> q for v in vals]
         zs = [golomb.zigzag(k[c] - _bias_prediction(k, c, group)) for c in range(len(k))]
         r = golomb.best_order(zs, MAX_BIAS_SHIFT)
@@ -458,14 +456,20 @@ def _layer_shape(cur: Cursor) -> tuple[int, int]:
 MAX_WEIGHT_SHIFT, MAX_LAYER_BIAS_SHIFT = 15, 31
 
 
-def _packed_ints(values: np.ndarray, top: int) -> tuple[int, int, list[int]]:
-    """``(q, r, zs)``: the largest power-of-two exponent ``q`` (at most ``top``) dividing
-    every value, the Exp-Golomb order ``r`` coding the zigzagged multiples in the fewest
-    bits, and those zigzagged multiples."""
-    vals = [int(v) for v in np.asarray(values, np.int64).reshape(-1)]
+def _common_exponent(vals: list[int], top: int) -> int:
+    """The largest ``q`` ≤ ``top`` such that 2^q divides every value (0 when all are 0)."""
     q = 0
     while q < top and any(vals) and all(v % (1 << (q + 1)) == 0 for v in vals):
         q += 1
+    return q
+
+
+def _packed_ints(values: np.ndarray, top: int) -> tuple[int, int, list[int]]:
+    """``(q, r, zs)``: the common exponent ``q`` of the values (:func:`_common_exponent`),
+    the Exp-Golomb order ``r`` coding the zigzagged multiples in the fewest bits, and those
+    zigzagged multiples."""
+    vals = [int(v) for v in np.asarray(values, np.int64).reshape(-1)]
+    q = _common_exponent(vals, top)
     zs = [golomb.zigzag(v >> q) for v in vals]
     return q, golomb.best_order(zs, top), zs
 
