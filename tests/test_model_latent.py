@@ -245,6 +245,27 @@ def test_a_damaged_latent_stream_is_a_one_line_error(encoded: api.EncodeResult) 
     assert "\n" not in str(err.value)
 
 
+def test_a_grid_too_large_for_this_machine_is_refused_before_decoding(
+        encoded: api.EncodeResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grid whose decoding would need more than the machine's memory is a one-line
+    error before anything is allocated (a crafted file may declare 4,096 values a byte);
+    with enough memory the same file decodes."""
+    import importlib
+
+    pack = importlib.import_module("hsz.codec.pack")  # the module, not its pack()
+
+    whole = pack.physical_memory()
+    assert whole is None or whole > 1 << 26
+    monkeypatch.setattr(pack, "physical_memory", lambda: 1 << 16)
+    with pytest.raises(FormatError) as err:
+        api.decode(encoded.data)
+    assert "\n" not in str(err.value) and "GiB" in str(err.value)
+    monkeypatch.setattr(pack, "physical_memory", lambda: 1 << 26)
+    assert api.decode(encoded.data).data.shape == encoded.shape
+    monkeypatch.setattr(pack, "physical_memory", lambda: None)  # platform does not say
+    assert api.decode(encoded.data).data.shape == encoded.shape
+
+
 def test_steps_and_maps_are_what_the_decoder_uses(encoded: api.EncodeResult) -> None:
     opened = api.open_file(encoded.data)
     cfg = FAMILY.config_from_json(opened.meta["model"]["config"])

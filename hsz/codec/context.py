@@ -869,6 +869,13 @@ def encode(levels: np.ndarray, bits: int, net: IntNet, guide: np.ndarray | None,
     return coder.get_compressed().astype("<u4").tobytes()
 
 
+def decode_bytes(shape: tuple[int, int, int], rule: int = DEFAULT_RULE) -> int:
+    """About the most memory :func:`decode` holds for a grid of ``shape``: its padded
+    float64 planes, the int32 result and one pass's features with their absolute values."""
+    c, h, w = shape
+    return 8 * c * (h + 2) * (w + 2) + 4 * c * h * w + 8 * inputs(rule) * -(-h * w // 2)
+
+
 def decode(cur: Cursor, shape: tuple[int, int, int], bits: int, net: IntNet,
            guide: np.ndarray | None, rule: int = DEFAULT_RULE, group: int = 1) -> np.ndarray:
     """Levels (C, H, W) int32 from the rest of ``cur``; damage raises FormatError."""

@@ -495,6 +495,14 @@ def _read_grid_header(cur: Cursor, known: Mapping[str, tuple[int, ...]],
     return name, (shape[0], shape[1], shape[2]), bits, rule, group, guide, net
 
 
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the platform does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool = True
                 ) -> dict[str, Any]:
     """Decode every grid of a ``LATS`` payload (or, with ``decode=False``, only check the
@@ -507,6 +515,11 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
     shapes: dict[str, tuple[int, ...]] = {}
     nets: dict[str, context.IntNet] = {}
     out: dict[str, Any] = {}
+    # Grids decoded so far stay in memory (int32) while the next is decoded.  A file may
+    # declare far more values than its bytes could plausibly code (§8 allows 4,096 a
+    # byte), so a grid that could not be decoded here is refused before it is allocated,
+    # not left to the operating system to kill the process.
+    memory, held = (physical_memory() if decode else None), 0
     for _ in range(count):
         name, shape, bits, rule, group, guide, net = _read_grid_header(cur, shapes, nets)
         nets[name] = net
@@ -519,6 +532,12 @@ def parse_grids(payload: bytes, offset: int, file_length: int, *, decode: bool =
         stream = cur.take(length)
         shapes[name] = shape
         if decode:
+            need = held + context.decode_bytes(shape, rule)
+            if memory is not None and need > memory:
+                raise cur.fail(f"grid {name!r} declares {'x'.join(map(str, shape))} values; "
+                               f"decoding it would take about {need / 2**30:.1f} GiB, more "
+                               f"than this machine's {memory / 2**30:.1f} GiB")
+            held += 4 * math.prod(shape)
             sub = Cursor(stream, start, f"grid {name!r}")
             out[name] = context.decode(sub, shape, bits, net,
                                        None if guide is None else out[guide], rule, group)
