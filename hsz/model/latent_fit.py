@@ -272,6 +272,64 @@ def _channel_chunks(c: int, h: int, w: int, group: int) -> Iterator[tuple[int, i
         yield max(0, first - group), first, min(c, first + step)
 
 
+#: Rounds of :func:`_metric_principal`'s estimate (0: plain principal components).
+METRIC_ROUNDS = 2
+#: How far a band's weight in :func:`_metric_principal` may stray from their geometric
+#: mean, either way: a band the estimate gives almost no error would otherwise take a
+#: component of its own.
+METRIC_WEIGHT_SPAN = 100.0
+
+
+def _principal(cov: Tensor, weight: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` leading principal directions of the bands scaled by ``sqrt(weight)``: the
+    synthesis basis (its columns take scores back to bands) and the analysis matrix (its
+    columns make the scores); the two are one matrix where every weight is 1."""
+    s = weight.sqrt()
+    evals, evecs = torch.linalg.eigh(cov * s[:, None] * s[None, :])
+    u = evecs[:, torch.argsort(evals, descending=True)[:k]]
+    return u / s[:, None], u * s[:, None]
+
+
+def _metric_principal(config: LatentConfig, cov: Tensor, centred: Tensor,
+                      hw: tuple[int, int], k: int, goal_bits: float) -> tuple[Tensor, Tensor]:
+    """Principal directions of the bands weighted for the metric: each band by 1 / the
+    MSE the rounded wavelet start would leave it, estimated (the step that a zeroth-order
+    rate puts at the goal, the start's dead zone) and re-estimated :data:`METRIC_ROUNDS`
+    times.
+
+    Why: the metric is the mean over bands of 10·log10 MSE_b, whose slope weighs each
+    band's squared error by 1 / MSE_b, while plain principal components and one step for
+    all spend bits for the plain sum of squared errors.  Where a few bands are far noisier
+    than the rest (CAVE's blue end), the sum is theirs to decide.  CAVE chart and toy at
+    0.05 bpppb: 43.74 -> 44.12 dB (SAM 5.11 -> 4.98 degrees, global PSNR 44.04 -> 44.14);
+    feathers 43.36 -> 43.58; balloons 52.96 -> 53.00; at 0.5 bpppb the estimate is almost
+    flat and nothing moves.
+    """
+    b = cov.shape[0]
+    h, w = hw
+    depth = config.depth
+    weight = torch.ones(b, dtype=cov.dtype)
+    flat_shape = torch.zeros(config.levels, k)
+    for _ in range(METRIC_ROUNDS):
+        basis, analysis = _principal(cov, weight, k)
+        scores = (analysis.T @ centred).reshape(k, h, w).float()
+        grown = wavelet.extend(scores, wavelet.padded(h, depth), wavelet.padded(w, depth),
+                               torch)
+        parts = wavelet.analyze(grown, depth, torch)
+        step = 2.0 ** _start_offset(config, parts, flat_shape, goal_bits)
+        err = torch.zeros(k, dtype=cov.dtype)
+        for part in parts:  # a detail grid holds each component's three subbands in a row
+            q = dead_round(part / step, START_DEADZONE) * step
+            e = ((part - q).double() ** 2).sum(dim=(1, 2))
+            err += e.reshape(k, -1).sum(1)
+        mse = ((basis * basis) @ err).clamp(min=1e-30)
+        log_w = -torch.log(mse)
+        log_w = log_w - log_w.mean()
+        span = math.log(METRIC_WEIGHT_SPAN)
+        weight = torch.exp(log_w.clamp(-span, span))
+    return _principal(cov, weight, k)
+
+
 class LatentModel(nn.Module):
     """The trainable twin of the decoder plus the float twin of the context network."""
 
@@ -285,11 +343,15 @@ class LatentModel(nn.Module):
         valid = flat if weight is None else flat[:, weight.reshape(-1) > 0]
         mean = valid.mean(1)
         centred = valid - mean[:, None]
-        evals, evecs = torch.linalg.eigh(centred @ centred.T / max(1, centred.shape[1]))
-        basis = evecs[:, torch.argsort(evals, descending=True)[:k]]
+        cov = centred @ centred.T / max(1, centred.shape[1])
+        basis, analysis = _principal(cov, torch.ones(b, dtype=cov.dtype), k)
         if ABLATION.get("pca_init") is False:
-            basis = torch.linalg.qr(torch.randn(b, k, dtype=basis.dtype))[0]
-        scores = (basis.T @ (flat - mean[:, None])).reshape(k, h, w)
+            basis = analysis = torch.linalg.qr(torch.randn(b, k, dtype=basis.dtype))[0]
+        elif METRIC_ROUNDS and ABLATION.get("metric_pca") is not False and \
+                config.transform == "dwt" and goal_bits:
+            basis, analysis = _metric_principal(config, cov, flat - mean[:, None], (h, w),
+                                                k, goal_bits)
+        scores = (analysis.T @ (flat - mean[:, None])).reshape(k, h, w)
         if weight is not None:
             scores = scores * weight
         self.offset = nn.Parameter(mean.float())
