@@ -1076,7 +1076,7 @@ def test_the_metric_weighted_start_spends_less_on_a_noisy_band_and_scores_better
     for weighted in (False, True):
         monkeypatch.setitem(latent_fit.ABLATION, "metric_pca", weighted)
         torch.manual_seed(0)
-        model = latent_fit.LatentModel(target, None, cfg, 1.5e4)
+        model = latent_fit.LatentModel(target, None, cfg, 1.5e4, metric_start=True)
         with torch.no_grad():
             recon, bits = model("round")
             err = ((recon - flat) ** 2).mean(1)
@@ -1087,3 +1087,19 @@ def test_the_metric_weighted_start_spends_less_on_a_noisy_band_and_scores_better
     assert metric_db < plain_db - 3.0  # dB of MSE, lower is better: -37.4 against -54.0
     share = metric_err[0] / metric_err.sum()
     assert share > plain_err[0] / plain_err.sum()
+
+
+def test_a_start_that_training_will_tune_keeps_plain_principal_components() -> None:
+    """The metric weighting is for a start that is the file; by default (a fit that
+    trains) the basis is the plain principal components, orthonormal through the knots."""
+    from hsz.model import latent_fit
+
+    target = torch.from_numpy(_noisy_band_cube().numpy())
+    cfg = LatentConfig(8, 48, 48, k=8, levels=3, transform="dwt", shrink=True)
+    plain = latent_fit.LatentModel(target, None, cfg, 1.5e4)
+    weighted = latent_fit.LatentModel(target, None, cfg, 1.5e4, metric_start=True)
+    with torch.no_grad():
+        basis = (plain.interp @ plain.basis).double()
+        other = (weighted.interp @ weighted.basis).double()
+    assert torch.allclose(basis.T @ basis, torch.eye(8, dtype=torch.float64), atol=1e-4)
+    assert not torch.allclose(other.T @ other, torch.eye(8, dtype=torch.float64), atol=1e-2)
