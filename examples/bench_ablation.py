@@ -4,9 +4,10 @@
     python examples/bench_ablation.py --rate 0.2 --scenes jasper_ridge
 
 Each variant is the codec with one thing changed (see ``hsz.model.latent_fit.ABLATION``):
-K halved or doubled, a random instead of a PCA start, plain principal components instead
-of ones weighted for the metric, D = the cube's MSE instead of the band-mean log MSE, and
-no context network (a factorized Laplace per grid and component).
+K halved or doubled, a random instead of a PCA start, principal components weighted for the
+metric (what a large frame's start uses) instead of plain ones, D = the cube's MSE instead
+of the band-mean log MSE, and no context network (a factorized Laplace per grid and
+component).
 Every row is a real file at the target rate, decoded and scored like the main benchmark;
 results go to ``examples/ABLATIONS.md``.
 """
@@ -31,7 +32,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "K halved": {"k_scale": 0.5},
     "K doubled": {"k_scale": 2.0},
     "random start (no PCA)": {"pca_init": False},
-    "plain PCA start (not metric-weighted)": {"metric_pca": False},
+    "metric-weighted PCA start (kept only for large frames)": {"metric_pca": True},
     "D = MSE": {"loss": "mse"},
     "no context (factorized)": {"context": "none"},
 }

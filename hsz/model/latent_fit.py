@@ -353,8 +353,9 @@ class LatentModel(nn.Module):
         basis, analysis = _principal(cov, torch.ones(b, dtype=cov.dtype), k)
         if ABLATION.get("pca_init") is False:
             basis = analysis = torch.linalg.qr(torch.randn(b, k, dtype=basis.dtype))[0]
-        elif metric_start and METRIC_ROUNDS and ABLATION.get("metric_pca") is not False \
-                and config.transform == "dwt" and goal_bits:
+        elif (metric_start or ABLATION.get("metric_pca") is True) and METRIC_ROUNDS and \
+                ABLATION.get("metric_pca") is not False and config.transform == "dwt" and \
+                goal_bits:
             basis, analysis = _metric_principal(config, cov, flat - mean[:, None], (h, w),
                                                 k, goal_bits)
         scores = (analysis.T @ (flat - mean[:, None])).reshape(k, h, w)
