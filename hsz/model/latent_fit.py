@@ -70,8 +70,10 @@ _LOG2_RATIO_MIN, _LOG2_RATIO_MAX = -(RATIOS - 1) / RATIO_STEPS_PER_OCTAVE, 0.0
 
 #: Switches for the ablation benchmark (``examples/bench_ablation.py``); empty is the codec:
 #: ``{"loss": "mse"}`` trains on the cube's MSE in dB instead of the band-mean log MSE,
-#: ``{"pca_init": False}`` starts from a random orthonormal basis, ``{"context": "none"}``
-#: leaves the context network at zero (a factorized law per grid and component).
+#: ``{"pca_init": False}`` starts from a random orthonormal basis, ``{"metric_pca": b}``
+#: weights the start's principal components for the metric (:func:`_metric_principal`) or
+#: not, whether or not the start is the file, ``{"context": "none"}`` leaves the context
+#: network at zero (a factorized law per grid and component).
 ABLATION: dict[str, Any] = {}
 
 #: Frames of at least this many pixels train with mixed quantization in the noisy phase:
@@ -290,6 +292,16 @@ def _principal(cov: Tensor, weight: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return u / s[:, None], u * s[:, None]
 
 
+def _subbands(config: LatentConfig, scores: Tensor) -> list[Tensor]:
+    """The wavelet subbands of (K, H, W) scores as the ``dwt`` grids lay them out, the
+    frame first extended to whole multiples of the transform's depth."""
+    depth = config.depth
+    _, h, w = scores.shape
+    grown = wavelet.extend(scores.float(), wavelet.padded(h, depth), wavelet.padded(w, depth),
+                           torch)
+    return [p.contiguous() for p in wavelet.analyze(grown, depth, torch)]
+
+
 def _metric_principal(config: LatentConfig, cov: Tensor, centred: Tensor,
                       hw: tuple[int, int], k: int, goal_bits: float) -> tuple[Tensor, Tensor]:
     """Principal directions of the bands weighted for the metric: each band by 1 / the
@@ -311,17 +323,12 @@ def _metric_principal(config: LatentConfig, cov: Tensor, centred: Tensor,
     Ridge's SAM rose 1.24 -> 1.72 and Samson's global PSNR fell 59.0 -> 55.2, against gains
     of 0.15-0.70 dB at 0.1-0.2 bpppb.
     """
-    b = cov.shape[0]
-    h, w = hw
-    depth = config.depth
-    weight = torch.ones(b, dtype=cov.dtype)
+    weight = torch.ones(cov.shape[0], dtype=cov.dtype)
     flat_shape = torch.zeros(config.levels, k)
+    span = math.log(METRIC_WEIGHT_SPAN)
     for _ in range(METRIC_ROUNDS):
         basis, analysis = _principal(cov, weight, k)
-        scores = (analysis.T @ centred).reshape(k, h, w).float()
-        grown = wavelet.extend(scores, wavelet.padded(h, depth), wavelet.padded(w, depth),
-                               torch)
-        parts = wavelet.analyze(grown, depth, torch)
+        parts = _subbands(config, (analysis.T @ centred).reshape(k, *hw))
         step = 2.0 ** _start_offset(config, parts, flat_shape, goal_bits)
         err = torch.zeros(k, dtype=cov.dtype)
         for part in parts:  # a detail grid holds each component's three subbands in a row
@@ -331,7 +338,6 @@ def _metric_principal(config: LatentConfig, cov: Tensor, centred: Tensor,
         mse = ((basis * basis) @ err).clamp(min=1e-30)
         log_w = -torch.log(mse)
         log_w = log_w - log_w.mean()
-        span = math.log(METRIC_WEIGHT_SPAN)
         weight = torch.exp(log_w.clamp(-span, span))
     return _principal(cov, weight, k)
 
@@ -350,15 +356,15 @@ class LatentModel(nn.Module):
         mean = valid.mean(1)
         centred = valid - mean[:, None]
         cov = centred @ centred.T / max(1, centred.shape[1])
-        basis, analysis = _principal(cov, torch.ones(b, dtype=cov.dtype), k)
+        del centred
+        spread = flat - mean[:, None]  # every pixel, masked ones too, about the mean
         if ABLATION.get("pca_init") is False:
-            basis = analysis = torch.linalg.qr(torch.randn(b, k, dtype=basis.dtype))[0]
-        elif (metric_start or ABLATION.get("metric_pca") is True) and METRIC_ROUNDS and \
-                ABLATION.get("metric_pca") is not False and config.transform == "dwt" and \
-                goal_bits:
-            basis, analysis = _metric_principal(config, cov, flat - mean[:, None], (h, w),
-                                                k, goal_bits)
-        scores = (analysis.T @ (flat - mean[:, None])).reshape(k, h, w)
+            basis = analysis = torch.linalg.qr(torch.randn(b, k, dtype=cov.dtype))[0]
+        elif metric_start and config.transform == "dwt" and goal_bits:
+            basis, analysis = _metric_principal(config, cov, spread, (h, w), k, goal_bits)
+        else:
+            basis, analysis = _principal(cov, torch.ones(b, dtype=cov.dtype), k)
+        scores = (analysis.T @ spread).reshape(k, h, w)
         if weight is not None:
             scores = scores * weight
         self.offset = nn.Parameter(mean.float())
@@ -371,10 +377,7 @@ class LatentModel(nn.Module):
         if config.transform == "dwt":
             # The wavelet subbands of the principal-component scores, one step everywhere
             # (the transform is nearly orthonormal).
-            depth = config.depth
-            grown = wavelet.extend(scores.float(), wavelet.padded(h, depth),
-                                   wavelet.padded(w, depth), torch)
-            parts = [p.contiguous() for p in wavelet.analyze(grown, depth, torch)]
+            parts = _subbands(config, scores)
             shape = torch.zeros(n_levels, k)
         else:
             # Steps start coarse at full resolution and halve per level; the latents start
@@ -1206,8 +1209,9 @@ def _fit(job: FitJob, schedule: Schedule) -> Fitted:
         latent_bits = max(8.0 * (job.budget - fixed_bytes(config)), 64.0)
         # Where the start is the file, its principal components are weighted for the
         # metric (see _metric_principal); a fit that trains starts from plain ones.
+        metric_start = ABLATION.get("metric_pca", main + final == 0)
         model = LatentModel(target, valid, config, 0.97 * latent_bits,
-                            metric_start=main + final == 0).to(dev)
+                            metric_start=metric_start).to(dev)
 
         def aim() -> float:
             """Bits per value the latents aim at: the budget less the model's fixed part as
